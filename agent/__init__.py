@@ -1,0 +1,1 @@
+"""The assistant: model providers, the tool registry and the turn loop."""

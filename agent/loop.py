@@ -1,0 +1,123 @@
+"""The turn loop: ask the model, run the tools it calls, feed the results back, until it
+answers in text or the step budget runs out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from agent.providers.base import ChatMessage, DeltaSink, ModelProvider
+from agent.tools import TOOL_SPECS, ToolRuntime, run_tool
+
+STEP_SEPARATOR = "\n\n"
+ToolCallSink = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class TurnOutcome:
+    content: str
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    steps: int = 0
+    model_seconds: float = 0.0
+    hit_step_limit: bool = False
+
+
+async def run_turn(
+    provider: ModelProvider,
+    messages: list[ChatMessage],
+    runtime: ToolRuntime,
+    *,
+    max_steps: int,
+    on_delta: DeltaSink | None = None,
+    on_tool_call: ToolCallSink | None = None,
+) -> TurnOutcome:
+    """`messages` is the system prompt plus history ending with the user's message.
+    The reply's text is everything the model said across steps, in order, so that a
+    streamed reply and the stored one are the same text."""
+    outcome = TurnOutcome(content="")
+    conversation = list(messages)
+    texts: list[str] = []
+    for _ in range(max_steps):
+        started = time.perf_counter()
+        step_delta = _separated(on_delta, needs_separator=bool(texts))
+        reply = await provider.complete(conversation, TOOL_SPECS, on_delta=step_delta)
+        outcome.model_seconds += time.perf_counter() - started
+        outcome.steps += 1
+        outcome.model = reply.model or outcome.model
+        outcome.prompt_tokens += reply.prompt_tokens
+        outcome.completion_tokens += reply.completion_tokens
+        if reply.content:
+            texts.append(STEP_SEPARATOR + reply.content if texts else reply.content)
+        if not reply.tool_calls:
+            outcome.content = "".join(texts)
+            return outcome
+        conversation.append(
+            {
+                "role": "assistant",
+                "content": reply.content or None,
+                "tool_calls": [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    }
+                    for call in reply.tool_calls
+                ],
+            }
+        )
+        for call in reply.tool_calls:
+            arguments, result = await run_tool(runtime, call.name, call.arguments)
+            record = {
+                "id": call.id,
+                "name": call.name,
+                "arguments": arguments,
+                "result": result,
+                "ok": bool(result.get("ok")),
+            }
+            outcome.tool_calls.append(record)
+            conversation.append(
+                {"role": "tool", "tool_call_id": call.id, "content": orjson.dumps(result).decode()}
+            )
+            if on_tool_call is not None:
+                await on_tool_call(record)
+    # The model still wanted tools after its last step: end with a plain answer.
+    outcome.hit_step_limit = True
+    note = _step_limit_note(outcome.tool_calls)
+    if texts:
+        note = STEP_SEPARATOR + note
+    if on_delta is not None:
+        await on_delta(note)
+    outcome.content = "".join([*texts, note])
+    return outcome
+
+
+def _separated(on_delta: DeltaSink | None, *, needs_separator: bool) -> DeltaSink | None:
+    """Text from a later step starts a new paragraph, in the stream as in storage."""
+    if on_delta is None or not needs_separator:
+        return on_delta
+    sink = on_delta
+    started = False
+
+    async def forward(piece: str) -> None:
+        nonlocal started
+        if not started:
+            started = True
+            await sink(STEP_SEPARATOR)
+        await sink(piece)
+
+    return forward
+
+
+def _step_limit_note(tool_calls: list[dict[str, Any]]) -> str:
+    done = sum(1 for record in tool_calls if record["ok"])
+    return (
+        f"I stopped after too many steps ({len(tool_calls)} tool calls, {done} succeeded). "
+        "Please check your tasks and tell me what is still missing."
+    )

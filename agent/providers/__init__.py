@@ -1,0 +1,1 @@
+"""Model providers: Groq through the official SDK, and the deterministic offline agent."""

@@ -1,0 +1,1 @@
+"""The small kit every layer shares: settings, errors, auth, ids, logging, metrics."""

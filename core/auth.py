@@ -1,0 +1,99 @@
+"""Bearer-token verification (HS256 shared secret or a JWKS) and development tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+
+from core.config import Settings
+from core.errors import Unauthenticated
+
+SECRET_ALGORITHMS = ["HS256"]
+JWKS_ALGORITHMS = ["RS256", "ES256", "EdDSA"]
+_BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    subject: str
+    expires_at: datetime
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._jwks: jwt.PyJWKClient | None = None
+        if settings.jwks_url:
+            self._jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300)
+            self._algorithms = JWKS_ALGORITHMS
+        else:
+            self._secret = settings.signing_secret
+            self._algorithms = SECRET_ALGORITHMS
+
+    async def verify_header(self, authorization: str) -> Principal:
+        match = _BEARER.match(authorization)
+        if match is None:
+            raise Unauthenticated("the authorization header must be 'Bearer <token>'")
+        return await self.verify(match.group(1))
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            key = await self._key_for(token)
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=self._algorithms,
+                audience=self._settings.jwt_audience,
+                issuer=self._settings.jwt_issuer,
+                leeway=self._settings.jwt_leeway_seconds,
+                options={"require": ["sub", "exp"], "verify_aud": bool(self._settings.jwt_audience)},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("token expired") from None
+        except (jwt.PyJWTError, ValueError):
+            raise Unauthenticated("invalid token") from None
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject or len(subject) > 255:
+            raise Unauthenticated("invalid token subject")
+        return Principal(subject, datetime.fromtimestamp(claims["exp"], UTC))
+
+    async def _key_for(self, token: str) -> Any:
+        if self._jwks is None:
+            return self._secret
+        kid = jwt.get_unverified_header(token).get("kid")
+        cache = self._jwks.jwk_set_cache
+        cached = cache.get() if cache is not None else None
+        if cached is not None:
+            for jwk in cached.keys:
+                if jwk.key_id == kid:
+                    return jwk.key
+        # unknown kid (first use, or the issuer rotated keys): fetch, off the event loop
+        try:
+            signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+        except jwt.PyJWKClientError as error:
+            raise jwt.InvalidTokenError(str(error)) from None
+        return signing_key.key
+
+
+def parse_ttl(text: str) -> timedelta:
+    """'90s', '15m', '1h', '7d' → timedelta."""
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if match is None:
+        raise ValueError("ttl looks like 90s, 15m, 1h or 7d")
+    amount, unit = int(match.group(1)), match.group(2)
+    return timedelta(seconds=amount * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
+
+
+def create_token(settings: Settings, subject: str, ttl: timedelta) -> str:
+    now = datetime.now(UTC)
+    claims: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + ttl}
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    return jwt.encode(claims, settings.signing_secret, algorithm="HS256")

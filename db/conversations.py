@@ -1,0 +1,121 @@
+"""Queries on conversations; every one is scoped to its owner."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Conversation, ConversationStatus, Message
+from db.pagination import Page, SortKey, Window, fetch_page, key_of
+from db.types import utcnow
+
+RECENCY = SortKey((Conversation.updated_at, Conversation.id), descending=True)
+recency_key = key_of("updated_at", "id")
+
+
+def _listed(user_id: uuid.UUID, status: ConversationStatus, search: str | None) -> Select[tuple[Conversation]]:
+    stmt = select(Conversation).where(
+        Conversation.user_id == user_id,
+        Conversation.status == status,
+        Conversation.deleted_at.is_(None),
+    )
+    if search:
+        in_messages = exists().where(
+            Message.conversation_id == Conversation.id,
+            Message.deleted_at.is_(None),
+            Message.content.icontains(search, autoescape=True),
+        )
+        stmt = stmt.where(Conversation.title.icontains(search, autoescape=True) | in_messages)
+    return stmt
+
+
+async def list_conversations(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    status: ConversationStatus,
+    search: str | None,
+    window: Window,
+) -> Page[Conversation]:
+    return await fetch_page(session, _listed(user_id, status, search), RECENCY, window, recency_key)
+
+
+async def count_conversations(
+    session: AsyncSession, user_id: uuid.UUID, status: ConversationStatus, search: str | None
+) -> int:
+    listed = _listed(user_id, status, search).with_only_columns(Conversation.id).subquery()
+    return int(await session.scalar(select(func.count()).select_from(listed)) or 0)
+
+
+async def get_conversation(
+    session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID
+) -> Conversation | None:
+    return await session.scalar(
+        select(Conversation).where(
+            Conversation.id == conversation_id,
+            Conversation.user_id == user_id,
+            Conversation.deleted_at.is_(None),
+        )
+    )
+
+
+async def get_conversations(
+    session: AsyncSession, user_id: uuid.UUID, conversation_ids: Sequence[uuid.UUID]
+) -> list[Conversation]:
+    rows = await session.scalars(
+        select(Conversation).where(
+            Conversation.id.in_(conversation_ids),
+            Conversation.user_id == user_id,
+            Conversation.deleted_at.is_(None),
+        )
+    )
+    return list(rows)
+
+
+async def add_conversation(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    title: str,
+    *,
+    conversation_id: uuid.UUID | None = None,
+) -> Conversation:
+    now = utcnow()
+    conversation = Conversation(
+        id=conversation_id or uuid.uuid4(),
+        user_id=user_id,
+        title=title,
+        status=ConversationStatus.ACTIVE,
+        meta={},
+        last_seq=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(conversation)
+    await session.flush()
+    return conversation
+
+
+async def next_message_seq(session: AsyncSession, conversation_id: uuid.UUID, now: datetime) -> int:
+    """Claims the next message position and bumps `updated_at`, atomically."""
+    seq = await session.scalar(
+        update(Conversation)
+        .where(Conversation.id == conversation_id)
+        .values(last_seq=Conversation.last_seq + 1, updated_at=now)
+        .returning(Conversation.last_seq)
+    )
+    assert seq is not None
+    return int(seq)
+
+
+async def soft_delete_conversation(session: AsyncSession, conversation: Conversation) -> None:
+    now = utcnow()
+    conversation.deleted_at = now
+    await session.execute(
+        update(Message)
+        .where(Message.conversation_id == conversation.id, Message.deleted_at.is_(None))
+        .values(deleted_at=now)
+    )
+    await session.flush()

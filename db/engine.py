@@ -1,0 +1,56 @@
+"""The async engine and session factory, with the SQLite settings that make it safe to
+share between concurrent requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+#: execution option asking SQLite for `BEGIN IMMEDIATE` (take the write lock up front)
+SQLITE_WRITE = "taskchat_sqlite_write"
+
+
+def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    if database_url.startswith("sqlite"):
+        return _create_sqlite_engine(database_url)
+    return create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_pre_ping=True,
+        pool_recycle=1800,  # serverless PostgreSQL (Neon) closes idle connections
+    )
+
+
+def _create_sqlite_engine(database_url: str) -> AsyncEngine:
+    engine = create_async_engine(
+        database_url,
+        connect_args={"timeout": 30},
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # we issue BEGIN ourselves (below), so the driver must not
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # A deferred transaction that reads, then writes, fails at once with
+        # SQLITE_BUSY when another writer got in between; writers take the lock up front.
+        is_write = connection.get_execution_options().get(SQLITE_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if is_write else "BEGIN")
+
+    return engine
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

@@ -1,0 +1,74 @@
+"""Per-conversation turn locks: one turn at a time per conversation, on every instance.
+
+A turn stores the user's message, runs the model and stores the reply; the lock spans
+all of it so that concurrent sends come out as question, answer, question, answer.
+On PostgreSQL it is a transaction-scoped advisory lock held on its own connection, so
+it is shared by every instance and released if the holder dies. SQLite is a single-
+process store, so an asyncio lock suffices there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.errors import AgentTimeout
+
+
+class TurnLocks(Protocol):
+    def hold(self, conversation_id: uuid.UUID) -> AsyncIterator[None]: ...
+
+
+def _lock_key(conversation_id: uuid.UUID) -> int:
+    return int.from_bytes(conversation_id.bytes[:8], "big", signed=True)
+
+
+class PostgresTurnLocks:
+    def __init__(self, engine: AsyncEngine, wait_seconds: float) -> None:
+        self._engine = engine
+        self._wait_ms = int(wait_seconds * 1000)
+
+    @asynccontextmanager
+    async def hold(self, conversation_id: uuid.UUID) -> AsyncIterator[None]:
+        async with self._engine.connect() as connection, connection.begin():
+            await connection.execute(text(f"SET LOCAL lock_timeout = {self._wait_ms}"))
+            try:
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(conversation_id)}
+                )
+            except Exception as error:
+                if "lock timeout" in str(error):
+                    raise AgentTimeout() from None
+                raise
+            yield
+
+
+class LocalTurnLocks:
+    def __init__(self) -> None:
+        self._locks: dict[uuid.UUID, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, conversation_id: uuid.UUID) -> AsyncIterator[None]:
+        lock, users = self._locks.get(conversation_id, (asyncio.Lock(), 0))
+        self._locks[conversation_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[conversation_id]
+            if users == 1:
+                del self._locks[conversation_id]
+            else:
+                self._locks[conversation_id] = (lock, users - 1)
+
+
+def build_turn_locks(engine: AsyncEngine, wait_seconds: float) -> PostgresTurnLocks | LocalTurnLocks:
+    if engine.dialect.name == "postgresql":
+        return PostgresTurnLocks(engine, wait_seconds)
+    return LocalTurnLocks()

@@ -1,0 +1,162 @@
+"""Queries on messages. A message is visible only while it and its conversation are
+live, and only to its owner."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from db.conversations import next_message_seq
+from db.models import Message, MessageRole, MessageStatus
+from db.pagination import Page, SortKey, Window, fetch_page, key_of
+from db.types import utcnow
+
+IN_ORDER = SortKey((Message.seq,), descending=False)
+order_key = key_of("seq")
+
+
+def _live(user_id: uuid.UUID) -> Select[tuple[Message]]:
+    # soft-deleting a conversation soft-deletes its messages too, so one check suffices
+    return select(Message).where(Message.user_id == user_id, Message.deleted_at.is_(None))
+
+
+async def list_messages(
+    session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID, window: Window
+) -> Page[Message]:
+    stmt = _live(user_id).where(Message.conversation_id == conversation_id)
+    return await fetch_page(session, stmt, IN_ORDER, window, order_key)
+
+
+async def count_messages(
+    session: AsyncSession, user_id: uuid.UUID, conversation_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    rows = await session.execute(
+        select(Message.conversation_id, func.count())
+        .where(
+            Message.conversation_id.in_(conversation_ids),
+            Message.user_id == user_id,
+            Message.deleted_at.is_(None),
+        )
+        .group_by(Message.conversation_id)
+    )
+    return {conversation_id: int(count) for conversation_id, count in rows.tuples()}
+
+
+async def last_messages(
+    session: AsyncSession, user_id: uuid.UUID, conversation_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Message]:
+    newer = aliased(Message)
+    newest_seq = (
+        select(func.max(newer.seq))
+        .where(newer.conversation_id == Message.conversation_id, newer.deleted_at.is_(None))
+        .scalar_subquery()
+    )
+    rows = await session.scalars(
+        _live(user_id).where(Message.conversation_id.in_(conversation_ids), Message.seq == newest_seq)
+    )
+    return {message.conversation_id: message for message in rows}
+
+
+async def get_messages(
+    session: AsyncSession, user_id: uuid.UUID, message_ids: Sequence[uuid.UUID]
+) -> list[Message]:
+    return list(await session.scalars(_live(user_id).where(Message.id.in_(message_ids))))
+
+
+async def recent_history(
+    session: AsyncSession, conversation_id: uuid.UUID, limit: int, up_to_seq: int
+) -> list[Message]:
+    """The newest `limit` live messages up to and including `up_to_seq`, oldest first."""
+    rows = await session.scalars(
+        select(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.deleted_at.is_(None),
+            Message.seq <= up_to_seq,
+        )
+        .order_by(Message.seq.desc())
+        .limit(limit)
+    )
+    return list(reversed(rows.all()))
+
+
+async def find_by_client_message_id(
+    session: AsyncSession, user_id: uuid.UUID, client_message_id: str
+) -> Message | None:
+    return await session.scalar(
+        select(Message).where(
+            Message.user_id == user_id, Message.client_message_id == client_message_id
+        )
+    )
+
+
+async def live_reply_to(session: AsyncSession, user_message_id: uuid.UUID) -> Message | None:
+    return await session.scalar(
+        select(Message).where(Message.parent_id == user_message_id, Message.deleted_at.is_(None))
+    )
+
+
+async def last_live_message(session: AsyncSession, conversation_id: uuid.UUID) -> Message | None:
+    return await session.scalar(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.deleted_at.is_(None))
+        .order_by(Message.seq.desc())
+        .limit(1)
+    )
+
+
+async def add_message(
+    session: AsyncSession,
+    *,
+    conversation_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role: MessageRole,
+    content: str,
+    tool_calls: list[dict[str, Any]] | None = None,
+    parent_id: uuid.UUID | None = None,
+    client_message_id: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Message:
+    now = utcnow()
+    seq = await next_message_seq(session, conversation_id, now)
+    message = Message(
+        id=uuid.uuid4(),
+        conversation_id=conversation_id,
+        user_id=user_id,
+        seq=seq,
+        role=role,
+        status=MessageStatus.COMPLETE,
+        content=content,
+        tool_calls=tool_calls or [],
+        parent_id=parent_id,
+        client_message_id=client_message_id,
+        meta=meta or {},
+        created_at=now,
+    )
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def soft_delete_message(session: AsyncSession, message_id: uuid.UUID) -> None:
+    await session.execute(
+        update(Message).where(Message.id == message_id).values(deleted_at=utcnow())
+    )
+
+
+async def messages_after(
+    session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID, seq: int, limit: int
+) -> list[Message]:
+    """Live messages stored after position `seq`, in order."""
+    rows = await session.scalars(
+        _live(user_id)
+        .where(Message.conversation_id == conversation_id, Message.seq > seq)
+        .order_by(Message.seq)
+        .limit(limit)
+    )
+    return list(rows)

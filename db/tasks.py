@@ -1,0 +1,65 @@
+"""Queries on tasks; every one is scoped to its owner."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Task, TaskStatus
+from db.pagination import Page, SortKey, Window, fetch_page, key_of
+
+NEWEST_FIRST = SortKey((Task.created_at, Task.id), descending=True)
+newest_key = key_of("created_at", "id")
+
+
+def _listed(user_id: uuid.UUID, status: TaskStatus | None) -> Select[tuple[Task]]:
+    stmt = select(Task).where(Task.user_id == user_id)
+    return stmt if status is None else stmt.where(Task.status == status)
+
+
+async def list_tasks(
+    session: AsyncSession, user_id: uuid.UUID, status: TaskStatus | None, window: Window
+) -> Page[Task]:
+    return await fetch_page(session, _listed(user_id, status), NEWEST_FIRST, window, newest_key)
+
+
+async def count_tasks(session: AsyncSession, user_id: uuid.UUID, status: TaskStatus | None) -> int:
+    listed = _listed(user_id, status).with_only_columns(Task.id).subquery()
+    return int(await session.scalar(select(func.count()).select_from(listed)) or 0)
+
+
+async def all_tasks(
+    session: AsyncSession, user_id: uuid.UUID, status: TaskStatus | None, limit: int
+) -> list[Task]:
+    """Oldest first, as the assistant reads a list out."""
+    stmt = _listed(user_id, status).order_by(Task.created_at, Task.id).limit(limit)
+    return list(await session.scalars(stmt))
+
+
+async def get_task(session: AsyncSession, user_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
+    return await session.scalar(select(Task).where(Task.id == task_id, Task.user_id == user_id))
+
+
+async def get_tasks(
+    session: AsyncSession, user_id: uuid.UUID, task_ids: Sequence[uuid.UUID]
+) -> list[Task]:
+    return list(
+        await session.scalars(select(Task).where(Task.id.in_(task_ids), Task.user_id == user_id))
+    )
+
+
+async def find_tasks_by_title(session: AsyncSession, user_id: uuid.UUID, title: str) -> list[Task]:
+    """Case-insensitive exact title match."""
+    stmt = (
+        select(Task)
+        .where(Task.user_id == user_id, func.lower(Task.title) == title.lower())
+        .order_by(Task.created_at, Task.id)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def delete_task(session: AsyncSession, task: Task) -> None:
+    await session.execute(delete(Task).where(Task.id == task.id))

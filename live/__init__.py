@@ -1,0 +1,1 @@
+"""Live delivery: telling subscribers, on any instance, that a conversation changed."""

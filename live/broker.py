@@ -1,0 +1,186 @@
+"""Fan-out of "conversation X has new messages" to subscribers on every instance.
+
+A notification carries ids only; subscribers load the rows themselves, newer than the
+last one they delivered, so a missed or merged notification costs nothing: the next one
+(or the resync after a reconnect) brings them up to date, in order. Each subscriber
+holds one flag, not a queue, so a slow consumer cannot make memory grow.
+
+PostgreSQL: one LISTEN connection per instance (not per subscriber); publishing is a
+`pg_notify` after the transaction committed. SQLite: in-process only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.logging import get_logger
+
+log = get_logger("taskchat.live")
+
+CHANNEL = "taskchat_messages"
+
+
+class Signal:
+    """Set when the conversation changed since the subscriber last looked."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event.clear()
+
+
+class Broker(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def publish(self, conversation_id: uuid.UUID, message_id: uuid.UUID) -> None: ...
+    def listen(self, conversation_id: uuid.UUID) -> contextlib.AbstractAsyncContextManager[Signal]: ...
+
+
+class _LocalFanOut:
+    def __init__(self) -> None:
+        self._signals: dict[uuid.UUID, set[Signal]] = {}
+
+    @asynccontextmanager
+    async def listen(self, conversation_id: uuid.UUID) -> AsyncIterator[Signal]:
+        signal = Signal()
+        self._signals.setdefault(conversation_id, set()).add(signal)
+        try:
+            yield signal
+        finally:
+            listeners = self._signals.get(conversation_id)
+            if listeners is not None:
+                listeners.discard(signal)
+                if not listeners:
+                    del self._signals[conversation_id]
+
+    def notify(self, conversation_id: uuid.UUID) -> None:
+        for signal in self._signals.get(conversation_id, ()):
+            signal.set()
+
+    def notify_all(self) -> None:
+        for listeners in self._signals.values():
+            for signal in listeners:
+                signal.set()
+
+    @property
+    def listener_count(self) -> int:
+        return sum(len(listeners) for listeners in self._signals.values())
+
+
+class LocalBroker(_LocalFanOut):
+    """One process (SQLite, or tests)."""
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def publish(self, conversation_id: uuid.UUID, message_id: uuid.UUID) -> None:
+        self.notify(conversation_id)
+
+
+class PostgresBroker(_LocalFanOut):
+    def __init__(self, engine: AsyncEngine, database_url: str) -> None:
+        super().__init__()
+        self._engine = engine
+        self._dsn, self._connect_args = _asyncpg_dsn(database_url)
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen_forever(), name="taskchat-listen")
+        # serve without waiting forever if the database is down; the loop keeps trying
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), timeout=5)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def publish(self, conversation_id: uuid.UUID, message_id: uuid.UUID) -> None:
+        async with self._engine.connect() as connection:
+            await connection.execute(
+                text("SELECT pg_notify(:channel, :payload)"),
+                {"channel": CHANNEL, "payload": f"{conversation_id}:{message_id}"},
+            )
+            await connection.commit()
+
+    def _on_notification(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        conversation_id, _, _message_id = payload.partition(":")
+        with contextlib.suppress(ValueError):
+            self.notify(uuid.UUID(conversation_id))
+
+    async def _listen_forever(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                connection = await asyncpg.connect(self._dsn, **self._connect_args)
+            except (OSError, asyncpg.PostgresError) as error:
+                log.warning("listen connection failed; retrying", error=type(error).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+                continue
+            lost = asyncio.Event()
+            connection.add_termination_listener(lambda _c: lost.set())
+            try:
+                await connection.add_listener(CHANNEL, self._on_notification)
+                delay = 0.2
+                self._connected.set()
+                # whatever was published while we were away: subscribers re-read
+                self.notify_all()
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), timeout=10)
+                    if not lost.is_set() and not await _alive(connection):
+                        break
+                log.warning("listen connection lost; reconnecting")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.warning("listen connection failed; reconnecting")
+            finally:
+                self._connected.clear()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(connection.close(), timeout=2)
+
+
+async def _alive(connection: asyncpg.Connection) -> bool:
+    try:
+        await asyncio.wait_for(connection.execute("SELECT 1"), timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return False
+    return True
+
+
+def _asyncpg_dsn(database_url: str) -> tuple[str, dict[str, object]]:
+    """SQLAlchemy's URL as asyncpg wants it (no driver suffix; `ssl` as an argument)."""
+    url = make_url(database_url)
+    query = dict(url.query)
+    connect_args: dict[str, object] = {}
+    ssl = query.pop("ssl", None) or query.pop("sslmode", None)
+    if ssl:
+        connect_args["ssl"] = ssl
+    url = url.set(drivername="postgresql", query=query)
+    return url.render_as_string(hide_password=False), connect_args
+
+
+def build_broker(engine: AsyncEngine, database_url: str) -> Broker:
+    if engine.dialect.name == "postgresql":
+        return PostgresBroker(engine, database_url)
+    return LocalBroker()

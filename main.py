@@ -1,0 +1,181 @@
+"""taskchat: the app factory and the command line.
+
+    python main.py serve      apply migrations, then serve
+    python main.py migrate    apply migrations
+    python main.py token SUBJECT [--ttl 1h]
+    python main.py schema     print the SDL
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from agent.providers.factory import build_provider
+from core.auth import TokenVerifier, create_token, parse_ttl
+from core.config import ConfigError, Settings
+from core.cursors import CursorCodec
+from core.logging import configure_logging, get_logger
+from db.engine import create_engine, create_session_factory
+from db.locks import build_turn_locks
+from live.broker import build_broker
+from resolvers.context import Services
+from schema.schema import build_schema, print_sdl
+from services.chat import ChatService
+from web.graphql import TaskchatGraphQLRouter, UnauthenticatedRequest, unauthenticated_body
+from web.middleware import RequestIdMiddleware
+from web.ops import ops_router
+
+ROOT = Path(__file__).resolve().parent
+log = get_logger("taskchat")
+
+
+def _cursor_secret(settings: Settings) -> str:
+    """Shared by every instance: the JWT secret, or (JWKS only) the database URL."""
+    if settings.jwt_secret or not settings.jwks_url:
+        return settings.signing_secret
+    return hashlib.sha256(settings.database_url.encode()).hexdigest()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(json=settings.is_production)
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    broker = build_broker(engine, settings.database_url)
+    provider = build_provider(settings)
+    services = Services(
+        settings=settings,
+        session_factory=create_session_factory(engine),
+        verifier=TokenVerifier(settings),
+        cursors=CursorCodec(_cursor_secret(settings)),
+        broker=broker,
+        chat=ChatService(
+            settings,
+            provider,
+            build_turn_locks(engine, wait_seconds=settings.agent_timeout_seconds * 4),
+            broker,
+        ),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await provider.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="taskchat",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    graphql = TaskchatGraphQLRouter(
+        build_schema(settings),
+        services,
+        path="/graphql",
+        graphql_ide=None if settings.is_production else "graphiql",
+        keep_alive=True,
+        keep_alive_interval=15,
+        max_subscriptions_per_connection=settings.ws_max_subscriptions_per_connection,
+        connection_init_wait_timeout=timedelta(seconds=10),
+    )
+    app.include_router(graphql)
+    app.include_router(ops_router(engine))
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.exception_handler(UnauthenticatedRequest)
+    async def _unauthenticated(_: Request, error: UnauthenticatedRequest) -> Response:
+        return Response(
+            unauthenticated_body(error.message),
+            status_code=401,
+            media_type="application/json",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    app.state.services = services
+    app.state.engine = engine
+    return app
+
+
+def run_migrations(database_url: str, revision: str = "head") -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    config.attributes["database_url"] = database_url
+    command.upgrade(config, revision)
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    run_migrations(settings.database_url)
+    address = f"http://{settings.host}:{settings.port}/graphql"
+    if settings.is_production:
+        print(f"taskchat serving GraphQL at {address}", flush=True)
+    else:
+        token = create_token(settings, "demo", timedelta(days=7))
+        print(
+            f"taskchat ({settings.environment}, {settings.resolved_agent_provider} agent)\n"
+            f"  GraphiQL:   {address}\n"
+            f"  demo token: {token}\n"
+            '  header:     {"Authorization": "Bearer <demo token>"}',
+            flush=True,
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        log_level="warning",
+        proxy_headers=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="taskchat", description="taskchat GraphQL backend")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="apply migrations, then serve")
+    commands.add_parser("migrate", help="apply database migrations")
+    token = commands.add_parser("token", help="sign a development token with JWT_SECRET")
+    token.add_argument("subject")
+    token.add_argument("--ttl", default="1h", help="lifetime: 90s, 15m, 1h, 7d (default 1h)")
+    commands.add_parser("schema", help="print the GraphQL SDL")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "schema":
+            sys.stdout.write(print_sdl())
+            return 0
+        settings = Settings()
+        if args.command == "serve":
+            _serve(settings)
+        elif args.command == "migrate":
+            run_migrations(settings.database_url)
+            print("migrations applied", flush=True)
+        elif args.command == "token":
+            print(create_token(settings, args.subject, parse_ttl(args.ttl)))
+    except (ConfigError, ValueError) as error:
+        print(f"taskchat: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

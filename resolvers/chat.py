@@ -1,0 +1,35 @@
+"""sendMessage and regenerateReply."""
+
+from __future__ import annotations
+
+from core.ids import expect_global_id
+from resolvers.context import Context
+from services.chat import TurnListener, TurnRows
+
+__all__ = ["TurnRows", "regenerate_reply", "send_message"]
+
+
+async def send_message(
+    ctx: Context,
+    conversation_id: str | None,
+    content: str,
+    client_message_id: str | None,
+    listener: TurnListener | None = None,
+) -> TurnRows:
+    row_id = None if conversation_id is None else expect_global_id(
+        conversation_id, "Conversation", field="conversationId"
+    )
+    user_id = await ctx.user_id()
+    async with ctx.exclusive() as session:
+        return await ctx.services.chat.send_message(
+            session, user_id, row_id, content, client_message_id, listener
+        )
+
+
+async def regenerate_reply(
+    ctx: Context, conversation_id: str, listener: TurnListener | None = None
+) -> TurnRows:
+    row_id = expect_global_id(conversation_id, "Conversation", field="conversationId")
+    user_id = await ctx.user_id()
+    async with ctx.exclusive() as session:
+        return await ctx.services.chat.regenerate(session, user_id, row_id, listener)

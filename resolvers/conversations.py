@@ -1,0 +1,76 @@
+"""Conversation reads and mutations."""
+
+from __future__ import annotations
+
+import uuid
+
+from core.ids import expect_global_id
+from db import conversations as conversation_queries
+from db.models import Conversation, ConversationStatus
+from resolvers.context import Context
+from resolvers.pagination import CursorSpec, PageResult, page_result, window_from_args
+from services import conversations as conversation_service
+from services.validation import SEARCH_MAX, clean_optional_text
+
+
+def _spec(user_id: uuid.UUID) -> CursorSpec:
+    return CursorSpec("conversations", str(user_id), ("datetime", "uuid"))
+
+
+async def list_conversations(
+    ctx: Context,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    status: ConversationStatus,
+    search: str | None,
+) -> PageResult[Conversation]:
+    user_id = await ctx.user_id()
+    spec = _spec(user_id)
+    window = window_from_args(ctx.services.cursors, spec, first, after, last, before)
+    term = clean_optional_text(search, "search", SEARCH_MAX)
+    async with ctx.reading() as session:
+        page = await conversation_queries.list_conversations(session, user_id, status, term, window)
+
+    async def count() -> int:
+        async with ctx.reading() as session:
+            return await conversation_queries.count_conversations(session, user_id, status, term)
+
+    return page_result(ctx.services.cursors, spec, page, conversation_queries.recency_key, count)
+
+
+async def conversation(ctx: Context, conversation_id: str) -> Conversation | None:
+    row_id = expect_global_id(conversation_id, "Conversation")
+    return await ctx.loaders.conversation_by_id.load(row_id)
+
+
+async def create_conversation(ctx: Context, title: str | None) -> Conversation:
+    user_id = await ctx.user_id()
+    async with ctx.writing() as session:
+        return await conversation_service.create_conversation(session, user_id, title)
+
+
+async def rename_conversation(ctx: Context, conversation_id: str, title: str) -> Conversation:
+    row_id = expect_global_id(conversation_id, "Conversation")
+    user_id = await ctx.user_id()
+    async with ctx.writing() as session:
+        return await conversation_service.rename_conversation(session, user_id, row_id, title)
+
+
+async def set_conversation_status(
+    ctx: Context, conversation_id: str, status: ConversationStatus
+) -> Conversation:
+    row_id = expect_global_id(conversation_id, "Conversation")
+    user_id = await ctx.user_id()
+    async with ctx.writing() as session:
+        return await conversation_service.set_conversation_status(session, user_id, row_id, status)
+
+
+async def delete_conversation(ctx: Context, conversation_id: str) -> uuid.UUID:
+    row_id = expect_global_id(conversation_id, "Conversation")
+    user_id = await ctx.user_id()
+    async with ctx.writing() as session:
+        await conversation_service.delete_conversation(session, user_id, row_id)
+    return row_id

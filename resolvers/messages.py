@@ -1,0 +1,50 @@
+"""Message reads."""
+
+from __future__ import annotations
+
+import uuid
+
+from db import messages as message_queries
+from db.models import Conversation, Message
+from resolvers.context import Context
+from resolvers.pagination import CursorSpec, PageResult, page_result, window_from_args
+
+
+def _spec(conversation_id: uuid.UUID) -> CursorSpec:
+    return CursorSpec("messages", str(conversation_id), ("int",))
+
+
+async def list_messages(
+    ctx: Context,
+    conversation_id: uuid.UUID,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> PageResult[Message]:
+    user_id = await ctx.user_id()
+    spec = _spec(conversation_id)
+    window = window_from_args(ctx.services.cursors, spec, first, after, last, before)
+    async with ctx.reading() as session:
+        page = await message_queries.list_messages(session, user_id, conversation_id, window)
+
+    async def count() -> int:
+        return await ctx.loaders.message_count_by_conversation.load(conversation_id)
+
+    return page_result(ctx.services.cursors, spec, page, message_queries.order_key, count)
+
+
+async def message_count(ctx: Context, conversation_id: uuid.UUID) -> int:
+    return await ctx.loaders.message_count_by_conversation.load(conversation_id)
+
+
+async def last_message(ctx: Context, conversation_id: uuid.UUID) -> Message | None:
+    return await ctx.loaders.last_message_by_conversation.load(conversation_id)
+
+
+async def conversation_of(ctx: Context, message: Message) -> Conversation:
+    conversation = await ctx.loaders.conversation_by_id.load(message.conversation_id)
+    # a live message always has a live conversation: deleting one deletes the other
+    assert conversation is not None
+    return conversation

@@ -1,0 +1,2 @@
+"""Strawberry types, inputs, enums, extensions and the Schema object: the public
+contract (API.md), and nothing else."""

@@ -1,0 +1,118 @@
+"""Cross-cutting concerns as schema extensions: error codes, limits, timing and logs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import ExecutionResult
+
+from core.errors import TaskchatError
+from core.logging import get_logger
+from core.metrics import GRAPHQL_DURATION, GRAPHQL_OPERATIONS
+
+log = get_logger("taskchat.graphql")
+
+_TOO_COMPLEX_MARKERS = (
+    "exceeds maximum operation depth",
+    "aliases found. Allowed",
+    "Document contains more than",
+)
+
+
+def _code_for_graphql_error(error: GraphQLError) -> str:
+    """Errors graphql-core raised itself (no original exception)."""
+    if any(marker in error.message for marker in _TOO_COMPLEX_MARKERS):
+        return "QUERY_TOO_COMPLEX"
+    if isinstance(error, GraphQLSyntaxError):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.message.startswith("Variable '$"):
+        return "BAD_USER_INPUT"
+    return "GRAPHQL_VALIDATION_FAILED"
+
+
+def _with_code(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
+    )
+
+
+class ErrorCodes(SchemaExtension):
+    """Gives every error its contract code, in one place. Unexpected exceptions are
+    logged with the request id and answered generically: no stack trace, no SQL."""
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        self._streamed = False
+        yield
+        result = self.execution_context.result
+        if not self._streamed and isinstance(result, ExecutionResult):
+            self._rewrite(result)
+        self._observe(result, time.perf_counter() - started)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        self._streamed = True
+        if isinstance(result, ExecutionResult):
+            self._rewrite(result)
+        yield None
+
+    def _rewrite(self, result: ExecutionResult) -> None:
+        if result.errors:
+            result.errors = [self._coded(error) for error in result.errors]
+
+    def _coded(self, error: GraphQLError) -> GraphQLError:
+        if error.extensions and "code" in error.extensions:
+            return error
+        original = error.original_error
+        # strawberry wraps a resolver's exception once more in some paths
+        while isinstance(original, GraphQLError) and original.original_error is not None:
+            original = original.original_error
+        if isinstance(original, TaskchatError):
+            return _with_code(error, original.message, {"code": original.code, **original.extensions})
+        if original is None or isinstance(original, GraphQLError):
+            return _with_code(error, error.message, {"code": _code_for_graphql_error(error)})
+        request_id = getattr(self.execution_context.context, "request_id", None)
+        log.error(
+            "unexpected error",
+            request_id=request_id,
+            operation=self.execution_context.operation_name,
+            path=error.path,
+            exc_info=original,
+        )
+        return _with_code(
+            error,
+            f"Internal server error (request id {request_id})",
+            {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        )
+
+    def _observe(self, result: Any, elapsed: float) -> None:
+        context = self.execution_context.context
+        operation = self.execution_context.operation_name or "anonymous"
+        try:
+            kind = self.execution_context.operation_type.value
+        except RuntimeError:
+            kind = "unknown"
+        errors = getattr(result, "errors", None) or []
+        outcome = "ok"
+        if errors:
+            outcome = str((errors[0].extensions or {}).get("code", "INTERNAL_SERVER_ERROR"))
+        GRAPHQL_OPERATIONS.labels(operation, kind, outcome).inc()
+        GRAPHQL_DURATION.labels(operation, kind).observe(elapsed)
+        principal = getattr(context, "principal", None)
+        log.info(
+            "graphql operation",
+            request_id=getattr(context, "request_id", None),
+            user=getattr(principal, "subject", None),
+            operation=operation,
+            type=kind,
+            outcome=outcome,
+            elapsed_ms=round(elapsed * 1000, 2),
+        )

@@ -1,0 +1,62 @@
+"""The Schema object, with its extensions in the order they must run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from core.config import Settings
+from schema.extensions import ErrorCodes
+from schema.mutation import Mutation
+from schema.query import Query
+from schema.subscription import Subscription
+from schema.types import Conversation, Message, Task, User
+
+
+class TaskchatSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """`ErrorCodes` logs what is unexpected; expected errors are no news."""
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    settings = settings or Settings()
+    extensions: list[type[SchemaExtension] | SchemaExtension] = [
+        ErrorCodes(),
+        MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        ParserCache(maxsize=512),
+        QueryDepthLimiter(max_depth=settings.max_query_depth),
+        MaxAliasesLimiter(max_alias_count=settings.max_query_aliases),
+        ValidationCache(maxsize=512),
+    ]
+    if settings.is_production:
+        extensions.append(DisableIntrospection())
+    return TaskchatSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=[User, Conversation, Message, Task],
+        extensions=extensions,
+        config=StrawberryConfig(auto_camel_case=True),
+    )
+
+
+def print_sdl() -> str:
+    return build_schema(Settings(environment="test")).as_str() + "\n"
+
+
+__all__: list[Any] = ["build_schema", "print_sdl"]

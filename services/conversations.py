@@ -1,0 +1,71 @@
+"""Conversation use cases."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import NotFound
+from db import conversations as conversation_queries
+from db.models import Conversation, ConversationStatus
+from db.types import utcnow
+from services.validation import CONVERSATION_TITLE_MAX, clean_optional_text, clean_text
+
+DEFAULT_TITLE = "New conversation"
+
+
+def title_from_message(content: str) -> str:
+    """A conversation started by a message is titled by its first line, shortened."""
+    first_line = content.strip().splitlines()[0].strip() if content.strip() else ""
+    if len(first_line) <= 60:
+        return first_line or DEFAULT_TITLE
+    return first_line[:57].rstrip() + "…"
+
+
+async def require_conversation(
+    session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID
+) -> Conversation:
+    conversation = await conversation_queries.get_conversation(session, user_id, conversation_id)
+    if conversation is None:
+        raise NotFound("conversation")
+    return conversation
+
+
+async def create_conversation(
+    session: AsyncSession, user_id: uuid.UUID, title: str | None
+) -> Conversation:
+    cleaned = clean_optional_text(title, "title", CONVERSATION_TITLE_MAX)
+    return await conversation_queries.add_conversation(session, user_id, cleaned or DEFAULT_TITLE)
+
+
+async def rename_conversation(
+    session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID, title: str
+) -> Conversation:
+    cleaned = clean_text(title, "title", CONVERSATION_TITLE_MAX)
+    conversation = await require_conversation(session, user_id, conversation_id)
+    conversation.title = cleaned
+    conversation.updated_at = utcnow()
+    await session.flush()
+    return conversation
+
+
+async def set_conversation_status(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    status: ConversationStatus,
+) -> Conversation:
+    conversation = await require_conversation(session, user_id, conversation_id)
+    if conversation.status != status:
+        conversation.status = status
+        conversation.updated_at = utcnow()
+        await session.flush()
+    return conversation
+
+
+async def delete_conversation(
+    session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID
+) -> None:
+    conversation = await require_conversation(session, user_id, conversation_id)
+    await conversation_queries.soft_delete_conversation(session, conversation)

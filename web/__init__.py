@@ -1,0 +1,1 @@
+"""HTTP and WebSocket glue: the GraphQL endpoint, operations endpoints, middleware."""
