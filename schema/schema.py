@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import strawberry
@@ -35,16 +36,17 @@ class TaskchatSchema(strawberry.Schema):
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
-    extensions: list[type[SchemaExtension] | SchemaExtension] = [
-        ErrorCodes(),
-        MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        ParserCache(maxsize=512),
-        QueryDepthLimiter(max_depth=settings.max_query_depth),
-        MaxAliasesLimiter(max_alias_count=settings.max_query_aliases),
-        ValidationCache(maxsize=512),
+    # factories: every operation gets fresh extension instances (the caches are shared)
+    extensions: list[Callable[[], SchemaExtension]] = [
+        ErrorCodes,
+        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        lambda: ParserCache(maxsize=512),
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_query_aliases),
+        lambda: ValidationCache(maxsize=512),
     ]
     if settings.is_production:
-        extensions.append(DisableIntrospection())
+        extensions.append(DisableIntrospection)
     return TaskchatSchema(
         query=Query,
         mutation=Mutation,
