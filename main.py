@@ -1,9 +1,9 @@
 """taskchat: the app factory and the command line.
 
-    python main.py serve      apply migrations, then serve
-    python main.py migrate    apply migrations
-    python main.py token SUBJECT [--ttl 1h]
-    python main.py schema     print the SDL
+python main.py serve      apply migrations, then serve
+python main.py migrate    apply migrations
+python main.py token SUBJECT [--ttl 1h]
+python main.py schema     print the SDL
 """
 
 from __future__ import annotations
@@ -111,8 +111,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def run_migrations(database_url: str, revision: str = "head") -> None:
-    from alembic import command
     from alembic.config import Config
+
+    from alembic import command
 
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "alembic"))

@@ -109,12 +109,19 @@ async def _find_task(runtime: ToolRuntime, task_id: str | None, title: str | Non
         return task
     if not title or not title.strip():
         raise ToolError("name the task by task_id or title")
-    matches = await task_queries.find_tasks_by_title(runtime.session, runtime.user_id, title.strip())
+    matches = await task_queries.find_tasks_by_title(
+        runtime.session, runtime.user_id, title.strip()
+    )
     if not matches:
         raise ToolError(f'no task titled "{title.strip()}"')
     if len(matches) > 1:
-        candidates = "; ".join(f'{to_global_id("Task", t.id)} "{t.title}" ({t.status.value})' for t in matches)
-        raise ToolError(f"{len(matches)} tasks are titled \"{title.strip()}\"; call again with task_id, one of: {candidates}")
+        candidates = "; ".join(
+            f'{to_global_id("Task", t.id)} "{t.title}" ({t.status.value})' for t in matches
+        )
+        raise ToolError(
+            f'{len(matches)} tasks are titled "{title.strip()}"; '
+            f"call again with task_id, one of: {candidates}"
+        )
     return matches[0]
 
 

@@ -51,7 +51,10 @@ class TokenVerifier:
                 audience=self._settings.jwt_audience,
                 issuer=self._settings.jwt_issuer,
                 leeway=self._settings.jwt_leeway_seconds,
-                options={"require": ["sub", "exp"], "verify_aud": bool(self._settings.jwt_audience)},
+                options={
+                    "require": ["sub", "exp"],
+                    "verify_aud": bool(self._settings.jwt_audience),
+                },
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("token expired") from None

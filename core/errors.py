@@ -42,9 +42,7 @@ class RateLimited(TaskchatError):
     code = "RATE_LIMITED"
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__(
-            f"too many messages; retry in {retry_after} s", retryAfter=retry_after
-        )
+        super().__init__(f"too many messages; retry in {retry_after} s", retryAfter=retry_after)
 
 
 class QueryTooComplex(TaskchatError):

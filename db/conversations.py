@@ -17,7 +17,9 @@ RECENCY = SortKey((Conversation.updated_at, Conversation.id), descending=True)
 recency_key = key_of("updated_at", "id")
 
 
-def _listed(user_id: uuid.UUID, status: ConversationStatus, search: str | None) -> Select[tuple[Conversation]]:
+def _listed(
+    user_id: uuid.UUID, status: ConversationStatus, search: str | None
+) -> Select[Conversation]:
     stmt = select(Conversation).where(
         Conversation.user_id == user_id,
         Conversation.status == status,

@@ -68,7 +68,9 @@ class LocalTurnLocks:
                 self._locks[conversation_id] = (lock, users - 1)
 
 
-def build_turn_locks(engine: AsyncEngine, wait_seconds: float) -> PostgresTurnLocks | LocalTurnLocks:
+def build_turn_locks(
+    engine: AsyncEngine, wait_seconds: float
+) -> PostgresTurnLocks | LocalTurnLocks:
     if engine.dialect.name == "postgresql":
         return PostgresTurnLocks(engine, wait_seconds)
     return LocalTurnLocks()

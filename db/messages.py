@@ -20,7 +20,7 @@ IN_ORDER = SortKey((Message.seq,), descending=False)
 order_key = key_of("seq")
 
 
-def _live(user_id: uuid.UUID) -> Select[tuple[Message]]:
+def _live(user_id: uuid.UUID) -> Select[Message]:
     # soft-deleting a conversation soft-deletes its messages too, so one check suffices
     return select(Message).where(Message.user_id == user_id, Message.deleted_at.is_(None))
 
@@ -57,7 +57,9 @@ async def last_messages(
         .scalar_subquery()
     )
     rows = await session.scalars(
-        _live(user_id).where(Message.conversation_id.in_(conversation_ids), Message.seq == newest_seq)
+        _live(user_id).where(
+            Message.conversation_id.in_(conversation_ids), Message.seq == newest_seq
+        )
     )
     return {message.conversation_id: message for message in rows}
 

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.cursors import KeyPart
@@ -55,7 +56,7 @@ class Page(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class SortKey:
-    columns: tuple[ColumnElement[Any], ...]
+    columns: tuple[QueryableAttribute[Any], ...]
     descending: bool
 
     def ordered(self, reverse: bool = False) -> list[ColumnElement[Any]]:
@@ -72,7 +73,7 @@ class SortKey:
 
 async def fetch_page(
     session: AsyncSession,
-    stmt: Select[tuple[T]],
+    stmt: Select[T],
     sort: SortKey,
     window: Window,
     key_of: Callable[[T], tuple[KeyPart, ...]],

@@ -15,7 +15,7 @@ NEWEST_FIRST = SortKey((Task.created_at, Task.id), descending=True)
 newest_key = key_of("created_at", "id")
 
 
-def _listed(user_id: uuid.UUID, status: TaskStatus | None) -> Select[tuple[Task]]:
+def _listed(user_id: uuid.UUID, status: TaskStatus | None) -> Select[Task]:
     stmt = select(Task).where(Task.user_id == user_id)
     return stmt if status is None else stmt.where(Task.status == status)
 

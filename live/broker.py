@@ -48,7 +48,9 @@ class Broker(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def publish(self, conversation_id: uuid.UUID, message_id: uuid.UUID) -> None: ...
-    def listen(self, conversation_id: uuid.UUID) -> contextlib.AbstractAsyncContextManager[Signal]: ...
+    def listen(
+        self, conversation_id: uuid.UUID
+    ) -> contextlib.AbstractAsyncContextManager[Signal]: ...
 
 
 class _LocalFanOut:
@@ -139,7 +141,7 @@ class PostgresBroker(_LocalFanOut):
                 delay = min(delay * 2, 5)
                 continue
             lost = asyncio.Event()
-            connection.add_termination_listener(lambda _c: lost.set())
+            connection.add_termination_listener(lambda _c, lost=lost: lost.set())
             try:
                 await connection.add_listener(CHANNEL, self._on_notification)
                 delay = 0.2

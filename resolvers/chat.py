@@ -16,8 +16,10 @@ async def send_message(
     client_message_id: str | None,
     listener: TurnListener | None = None,
 ) -> TurnRows:
-    row_id = None if conversation_id is None else expect_global_id(
-        conversation_id, "Conversation", field="conversationId"
+    row_id = (
+        None
+        if conversation_id is None
+        else expect_global_id(conversation_id, "Conversation", field="conversationId")
     )
     user_id = await ctx.user_id()
     async with ctx.exclusive() as session:

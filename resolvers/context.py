@@ -100,9 +100,8 @@ class Context(BaseContext):
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: everything inside commits together or not at all."""
-        async with self._session_lock:
-            async with write_transaction(self._ensure_session()) as session:
-                yield session
+        async with self._session_lock, write_transaction(self._ensure_session()) as session:
+            yield session
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[AsyncSession]:

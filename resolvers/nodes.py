@@ -3,11 +3,11 @@ every other read."""
 
 from __future__ import annotations
 
+from core.ids import parse_global_id
 from db import messages as message_queries
 from db import tasks as task_queries
 from db.models import Conversation, Message, Task, User
 from resolvers.context import Context
-from core.ids import parse_global_id
 
 
 async def node(ctx: Context, global_id: str) -> User | Conversation | Message | Task | None:

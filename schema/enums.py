@@ -6,6 +6,11 @@ import strawberry
 
 from db import models
 
-ConversationStatus = strawberry.enum(models.ConversationStatus, name="ConversationStatus")
-MessageRole = strawberry.enum(models.MessageRole, name="MessageRole")
-TaskStatus = strawberry.enum(models.TaskStatus, name="TaskStatus")
+# registered in place, so the same classes serve as database and GraphQL enums
+strawberry.enum(models.ConversationStatus, name="ConversationStatus")
+strawberry.enum(models.MessageRole, name="MessageRole")
+strawberry.enum(models.TaskStatus, name="TaskStatus")
+
+ConversationStatus = models.ConversationStatus
+MessageRole = models.MessageRole
+TaskStatus = models.TaskStatus

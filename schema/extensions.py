@@ -76,7 +76,9 @@ class ErrorCodes(SchemaExtension):
         while isinstance(original, GraphQLError) and original.original_error is not None:
             original = original.original_error
         if isinstance(original, TaskchatError):
-            return _with_code(error, original.message, {"code": original.code, **original.extensions})
+            return _with_code(
+                error, original.message, {"code": original.code, **original.extensions}
+            )
         if original is None or isinstance(original, GraphQLError):
             return _with_code(error, error.message, {"code": _code_for_graphql_error(error)})
         request_id = getattr(self.execution_context.context, "request_id", None)

@@ -51,10 +51,10 @@ class Mutation:
         return _turn_payload(turn)
 
     @strawberry.mutation(description="Replaces the last assistant reply with a new one.")
-    async def regenerate_reply(
-        self, info: Ctx, input: RegenerateReplyInput
-    ) -> SendMessagePayload:
-        return _turn_payload(await chat_resolvers.regenerate_reply(info.context, input.conversation_id))
+    async def regenerate_reply(self, info: Ctx, input: RegenerateReplyInput) -> SendMessagePayload:
+        return _turn_payload(
+            await chat_resolvers.regenerate_reply(info.context, input.conversation_id)
+        )
 
     @strawberry.mutation
     async def create_conversation(

@@ -32,7 +32,7 @@ class Query:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-        status: ConversationStatus | None = ConversationStatus.ACTIVE,  # type: ignore[assignment]
+        status: ConversationStatus | None = ConversationStatus.ACTIVE,
         search: str | None = None,
     ) -> Connection[Conversation]:
         page = await conversation_resolvers.list_conversations(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -88,8 +88,8 @@ class ToolCall:
         return cls(
             id=str(record.get("id", "")),
             name=str(record.get("name", "")),
-            arguments=record.get("arguments") or {},
-            result=record.get("result"),
+            arguments=cast(JSON, record.get("arguments") or {}),
+            result=cast(JSON | None, record.get("result")),
             ok=bool(record.get("ok", False)),
         )
 

@@ -136,7 +136,9 @@ class ChatService:
                     raise
                 return await self._replay(session, user_id, earlier, conversation_id, listener)
             await self._saved(conversation.id, user_message, listener)
-            reply = await self._answer(session, user_id, conversation, user_message, run.id, listener)
+            reply = await self._answer(
+                session, user_id, conversation, user_message, run.id, listener
+            )
         return TurnRows(await self._reload(session, user_id, conversation.id), user_message, reply)
 
     async def regenerate(
@@ -154,18 +156,27 @@ class ChatService:
                 conversation = await require_conversation(session, user_id, conversation_id)
                 last = await message_queries.last_live_message(session, conversation.id)
                 if last is None:
-                    raise BadUserInput("the conversation has no message to answer", field="conversationId")
+                    raise BadUserInput(
+                        "the conversation has no message to answer", field="conversationId"
+                    )
                 if last.role == MessageRole.ASSISTANT:
                     if last.parent_id is None:
-                        raise BadUserInput("the last reply cannot be regenerated", field="conversationId")
+                        raise BadUserInput(
+                            "the last reply cannot be regenerated", field="conversationId"
+                        )
                     question = await session.get(Message, last.parent_id)
                     if question is None or question.deleted_at is not None:
-                        raise BadUserInput("the question of the last reply is gone", field="conversationId")
+                        raise BadUserInput(
+                            "the question of the last reply is gone", field="conversationId"
+                        )
                 else:
                     question = last
                 await self._check_rate_limit(session, user_id)
                 run = await run_queries.start_run(
-                    session, user_id=user_id, conversation_id=conversation.id, user_message_id=question.id
+                    session,
+                    user_id=user_id,
+                    conversation_id=conversation.id,
+                    user_message_id=question.id,
                 )
             await self._saved(conversation.id, question, listener, publish=False)
             previous = last if last.role == MessageRole.ASSISTANT else None
@@ -205,7 +216,9 @@ class ChatService:
                         user_message_id=earlier.id,
                     )
                 await self._saved(conversation.id, earlier, listener, publish=False)
-                reply = await self._answer(session, user_id, conversation, earlier, run.id, listener)
+                reply = await self._answer(
+                    session, user_id, conversation, earlier, run.id, listener
+                )
             else:
                 await self._saved(conversation.id, earlier, listener, publish=False)
                 if listener.delta is not None and reply.content:
@@ -312,7 +325,9 @@ class ChatService:
     async def _record_failure(
         self, session: AsyncSession, run_id: uuid.UUID, error: BaseException
     ) -> None:
-        status = RunStatus.CANCELLED if isinstance(error, asyncio.CancelledError) else RunStatus.FAILED
+        status = (
+            RunStatus.CANCELLED if isinstance(error, asyncio.CancelledError) else RunStatus.FAILED
+        )
         try:
             # shielded: a cancelled stream must still leave its run marked
             await asyncio.shield(self._mark_run(session, run_id, status, _outcome(error)))
@@ -331,7 +346,9 @@ class ChatService:
         self, session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID
     ) -> Conversation:
         async with session.begin():
-            conversation = await conversation_queries.get_conversation(session, user_id, conversation_id)
+            conversation = await conversation_queries.get_conversation(
+                session, user_id, conversation_id
+            )
         if conversation is None:  # deleted while the turn ran
             raise NotFound("conversation")
         return conversation

@@ -49,7 +49,9 @@ async def update_task(
     """`None` leaves a field as it is; an empty description clears it."""
     new_title = None if title is None else clean_text(title, "title", TASK_TITLE_MAX)
     new_description = (
-        None if description is None else clean_optional_text(description, "description", DESCRIPTION_MAX)
+        None
+        if description is None
+        else clean_optional_text(description, "description", DESCRIPTION_MAX)
     )
     task = await require_task(session, user_id, task_id)
     if new_title is not None:

@@ -8,7 +8,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from fastapi import Request, Response, WebSocket
@@ -76,14 +76,16 @@ class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
     def __init__(self, schema: BaseSchema, services: Services, **kwargs: Any) -> None:
         self.services = services
         self.ws_slots = WebSocketSlots(services.settings.ws_max_connections_per_user)
-        super().__init__(schema, context_getter=self._context_getter(), **kwargs)
+        super().__init__(schema, context_getter=cast(Any, self._context_getter()), **kwargs)
 
     def _context_getter(self) -> Callable[..., AsyncIterator[Context]]:
         services = self.services
         slots = self.ws_slots
 
         async def get_context(connection: HTTPConnection) -> AsyncIterator[Context]:
-            request_id = str(connection.scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
+            request_id = str(
+                connection.scope.get("state", {}).get("request_id") or uuid.uuid4().hex
+            )
             is_websocket = connection.scope["type"] == "websocket"
             principal: Principal | None = None
             header = connection.headers.get("authorization")
@@ -107,8 +109,10 @@ class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Auth at `connection_init`: a bad or missing token closes with 4403."""
+        websocket = context.request
+        assert isinstance(websocket, WebSocket)
         params = context.connection_params or {}
-        header = _authorization_param(params) or context.request.headers.get("authorization")
+        header = _authorization_param(params) or websocket.headers.get("authorization")
         if not header:
             raise ConnectionRejectionError({"reason": "authentication required"})
         try:
@@ -120,16 +124,17 @@ class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
         context.principal = principal
         context.extras["ws_slot"] = True
         context.extras["expiry"] = asyncio.create_task(
-            _close_at_expiry(context.request, principal.expires_at)
+            _close_at_expiry(websocket, principal.expires_at)
         )
         return None
 
     async def get_sub_response(self, request: Request) -> Response:
         response = await super().get_sub_response(request)
         accept = request.headers.get("accept", "")
-        response.taskchat_graphql_response = (  # type: ignore[attr-defined]
-            GRAPHQL_RESPONSE_JSON in accept or "*/*" in accept and "application/json" not in accept
+        prefers_graphql_response = GRAPHQL_RESPONSE_JSON in accept or (
+            "*/*" in accept and "application/json" not in accept
         )
+        response.taskchat_graphql_response = prefers_graphql_response  # type: ignore[attr-defined]
         return response
 
     def encode_json(self, data: object) -> str:
@@ -155,7 +160,11 @@ class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
 def _is_request_error(response_data: Mapping[str, Any]) -> bool:
     """Nothing executed: no data, and no error is tied to a field path."""
     errors = response_data.get("errors") or []
-    return response_data.get("data") is None and bool(errors) and not any(e.get("path") for e in errors)
+    return (
+        response_data.get("data") is None
+        and bool(errors)
+        and not any(e.get("path") for e in errors)
+    )
 
 
 async def _close_at_expiry(websocket: WebSocket, expires_at: datetime) -> None:

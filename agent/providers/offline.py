@@ -393,7 +393,9 @@ def _describe_list(result: dict[str, Any], args: dict[str, Any]) -> str:
 
 
 def _describe_update(result: dict[str, Any], args: dict[str, Any]) -> str:
-    title = _title_of(result.get("task"), str(args.get("new_title") or args.get("title") or "the task"))
+    title = _title_of(
+        result.get("task"), str(args.get("new_title") or args.get("title") or "the task")
+    )
     previous = result.get("previous_title")
     if not isinstance(previous, str) and "new_title" in args:
         previous = args.get("title")
