@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import suppress
+from functools import lru_cache
 from typing import Any
 
-from graphql import GraphQLError, GraphQLSyntaxError
+from graphql import DocumentNode, GraphQLError, GraphQLSyntaxError, parse
+from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
@@ -45,6 +48,26 @@ def _with_code(error: GraphQLError, message: str, extensions: dict[str, Any]) ->
     )
 
 
+@lru_cache(maxsize=512)
+def _parse(query: str, max_tokens: int | None) -> DocumentNode:
+    return parse(query, max_tokens=max_tokens)
+
+
+class CachedParsing(SchemaExtension):
+    """Caches parsed documents. Unlike strawberry's ParserCache it does not raise from
+    its hook: a document that fails to parse is left to strawberry, which reports the
+    error without skipping the other extensions' `on_operation` (ErrorCodes)."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.query is not None:
+            with suppress(GraphQLError):
+                context.graphql_document = _parse(
+                    context.query, context.parse_options.get("max_tokens")
+                )
+        yield
+
+
 class ErrorCodes(SchemaExtension):
     """Gives every error its contract code, in one place. Unexpected exceptions are
     logged with the request id and answered generically: no stack trace, no SQL."""
@@ -54,17 +77,17 @@ class ErrorCodes(SchemaExtension):
         self._streamed = False
         yield
         result = self.execution_context.result
-        if not self._streamed and isinstance(result, ExecutionResult):
+        if not self._streamed and isinstance(result, ExecutionResult | GraphQLExecutionResult):
             self._rewrite(result)
         self._observe(result, time.perf_counter() - started)
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
         self._streamed = True
-        if isinstance(result, ExecutionResult):
+        if isinstance(result, ExecutionResult | GraphQLExecutionResult):
             self._rewrite(result)
         yield None
 
-    def _rewrite(self, result: ExecutionResult) -> None:
+    def _rewrite(self, result: ExecutionResult | GraphQLExecutionResult) -> None:
         if result.errors:
             result.errors = [self._coded(error) for error in result.errors]
 

@@ -32,21 +32,43 @@ BACKENDS = ["sqlite", "postgres"]
 
 
 def _worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+    """Unique per test process, so concurrent runs never share a database."""
+    return f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
+
+
+_created_pg_databases: set[str] = set()
+
+
+async def _admin_connection() -> asyncpg.Connection:
+    url = make_url(PG_URL)
+    return await asyncpg.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password,
+        database=url.database or "postgres",
+    )
 
 
 async def _recreate_pg_database(name: str) -> str:
-    url = make_url(PG_URL)
-    admin = await asyncpg.connect(
-        host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username or "postgres",
-        password=url.password, database=url.database or "postgres",
-    )
+    admin = await _admin_connection()
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    return url.set(database=name).render_as_string(hide_password=False)
+    _created_pg_databases.add(name)
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_pg_databases() -> None:
+    admin = await _admin_connection()
+    try:
+        for name in sorted(_created_pg_databases):
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+    _created_pg_databases.clear()
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +136,11 @@ class LiveServer:
 
 async def start_server(settings: Settings) -> LiveServer:
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on",
+        create_app(settings),
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
         ws="websockets-sansio",
     )
     server = uvicorn.Server(config)
@@ -131,12 +157,15 @@ ServerFactory = Callable[..., Awaitable[LiveServer]]
 
 
 @pytest.fixture
-async def server_factory(database_urls: dict[str, str], backend: str) -> AsyncIterator[ServerFactory]:
+async def server_factory(
+    database_urls: dict[str, str], backend: str
+) -> AsyncIterator[ServerFactory]:
     """Starts servers with setting overrides on the test's backend; stops them after."""
     started: list[LiveServer] = []
 
     async def factory(**overrides: Any) -> LiveServer:
-        live = await start_server(make_settings(database_urls[backend], **overrides))
+        url = overrides.pop("database_url", database_urls[backend])
+        live = await start_server(make_settings(url, **overrides))
         started.append(live)
         return live
 
@@ -162,6 +191,7 @@ async def _stop_shared_servers() -> AsyncIterator[None]:
     for live in _shared_servers.values():
         await live.stop()
     _shared_servers.clear()
+    await _drop_pg_databases()
 
 
 def token_for(subject: str, ttl: timedelta = timedelta(hours=1), **overrides: Any) -> str:
@@ -176,11 +206,18 @@ class GraphQLClient:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    async def raw(self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any) -> httpx.Response:
+    async def raw(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         body: dict[str, Any] = {"query": query}
         if variables is not None:
             body["variables"] = variables
-        return await self.http.post("/graphql", json=body, headers=self.headers(), **kwargs)
+        return await self.http.post(
+            "/graphql", json=body, headers={**self.headers(), **(headers or {})}
+        )
 
     async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         response = await self.raw(query, variables)

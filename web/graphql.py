@@ -14,6 +14,7 @@ import orjson
 from fastapi import Request, Response, WebSocket
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
+from cross_web import HTTPException
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
@@ -131,11 +132,20 @@ class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
     async def get_sub_response(self, request: Request) -> Response:
         response = await super().get_sub_response(request)
         accept = request.headers.get("accept", "")
-        prefers_graphql_response = GRAPHQL_RESPONSE_JSON in accept or (
-            "*/*" in accept and "application/json" not in accept
-        )
-        response.taskchat_graphql_response = prefers_graphql_response  # type: ignore[attr-defined]
+        # only when asked for by name: legacy clients send */* and expect application/json
+        response.taskchat_graphql_response = GRAPHQL_RESPONSE_JSON in accept  # type: ignore[attr-defined]
         return response
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> Any:
+        """GraphQL over HTTP: a mutation sent with GET is 405 Method Not Allowed."""
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as error:
+            adapter = kwargs.get("request_adapter")
+            if error.status_code == 400 and adapter is not None and adapter.method == "GET":
+                if "not allowed" in error.reason:
+                    raise HTTPException(405, error.reason) from None
+            raise
 
     def encode_json(self, data: object) -> str:
         return orjson.dumps(data).decode()

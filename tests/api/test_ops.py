@@ -1,0 +1,48 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import GraphQLClient, LiveServer, ServerFactory
+
+
+async def test_health_answers_while_serving(server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_ready_when_the_database_answers(server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.get("/ready")
+    assert response.status_code == 200
+    assert response.json()["database"] == "ok"
+
+
+async def test_not_ready_when_the_database_does_not_answer(
+    server_factory: ServerFactory, tmp_path
+) -> None:
+    unreachable = f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'x.db'}"
+    down = await server_factory(database_url=unreachable)
+    async with httpx.AsyncClient(base_url=down.url) as http:
+        ready = await http.get("/ready")
+        health = await http.get("/health")
+    assert ready.status_code == 503
+    assert health.status_code == 200
+
+
+async def test_metrics_count_operations_by_name_and_outcome(
+    server: LiveServer, alice: GraphQLClient
+) -> None:
+    await alice.data("query MetricsProbe { me { id } }")
+    await alice.execute('query MetricsProbeBad { task(id: "nope") { id } }')
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.get("/metrics")
+    assert response.status_code == 200
+    body = response.text
+    assert 'operation="MetricsProbe",outcome="ok",type="query"' in body
+    assert 'operation="MetricsProbeBad",outcome="BAD_USER_INPUT",type="query"' in body
+    assert "taskchat_graphql_operation_seconds_bucket" in body
+    assert "taskchat_db_pool_checked_out" in body

@@ -1,0 +1,73 @@
+"""Migrations: upgrade → downgrade → upgrade works, and the models agree with them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from alembic import command
+from db.engine import create_engine
+from db.models import Base
+from main import ROOT
+from tests.conftest import BACKENDS, _recreate_pg_database, _worker
+
+EXPECTED_TABLES = {"users", "conversations", "messages", "tasks", "agent_runs", "alembic_version"}
+
+
+def _config(url: str) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = url
+    return config
+
+
+@pytest.fixture(params=BACKENDS)
+async def scratch_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """An empty database of its own, so downgrading does not disturb other tests."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'migrations.db'}"
+    return await _recreate_pg_database(f"taskchat_migrations_{_worker()}")
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+async def _differences(url: str) -> list[object]:
+    engine = create_engine(url)
+
+    def compare(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(compare)
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_downgrade_upgrade_round_trips(scratch_url: str) -> None:
+    config = _config(scratch_url)
+    await asyncio.to_thread(command.upgrade, config, "head")
+    assert await _tables(scratch_url) == EXPECTED_TABLES
+    await asyncio.to_thread(command.downgrade, config, "base")
+    assert await _tables(scratch_url) == {"alembic_version"}
+    await asyncio.to_thread(command.upgrade, config, "head")
+    assert await _tables(scratch_url) == EXPECTED_TABLES
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+async def test_models_and_migrations_agree(scratch_url: str) -> None:
+    await asyncio.to_thread(command.upgrade, _config(scratch_url), "head")
+    assert await _differences(scratch_url) == []
