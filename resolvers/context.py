@@ -59,6 +59,7 @@ class Context(BaseContext):
         # concurrently: every use of the request's session goes through this lock.
         self._session_lock = asyncio.Lock()
         self._user: User | None = None
+        self._user_lookup: asyncio.Task[User] | None = None
         #: a WebSocket's context lives as long as the socket: no loader cache there
         self.long_lived = long_lived
         self._loaders: Loaders | None = None
@@ -125,11 +126,19 @@ class Context(BaseContext):
             return self._user
         if self.principal is None:
             raise Unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
+        # Sibling fields ask at once: they share one lookup instead of one each, and resume
+        # together, so the DataLoader calls they make next fall into one batch.
+        if self._user_lookup is None or self._user_lookup.done():
+            lookup = self._find_or_create_user(self.principal.subject)
+            self._user_lookup = asyncio.create_task(lookup)
+        return await self._user_lookup
+
+    async def _find_or_create_user(self, subject: str) -> User:
         async with self.reading() as session:
-            user = await user_queries.find_user(session, self.principal.subject)
+            user = await user_queries.find_user(session, subject)
         if user is None:
             async with self.writing() as session:
-                user = await user_queries.create_user(session, self.principal.subject)
+                user = await user_queries.create_user(session, subject)
         self._user = user
         return user
 

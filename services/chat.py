@@ -102,6 +102,7 @@ class ChatService:
 
         # A new conversation gets its id now, so its lock is held before anyone can see it.
         target_id = conversation_id or uuid.uuid4()
+        duplicate_of: Message | None = None
         async with self._locks.hold(target_id):
             try:
                 async with write_transaction(session):
@@ -127,18 +128,23 @@ class ChatService:
                         user_message_id=user_message.id,
                     )
             except IntegrityError:
-                # the same key committed by a concurrent request: return its result
+                # the same key committed by a concurrent request: its result is returned
+                # below, once this lock is released (the replay takes it again)
                 if key is None:
                     raise
                 async with session.begin():
-                    earlier = await message_queries.find_by_client_message_id(session, user_id, key)
-                if earlier is None:
+                    duplicate_of = await message_queries.find_by_client_message_id(
+                        session, user_id, key
+                    )
+                if duplicate_of is None:
                     raise
-                return await self._replay(session, user_id, earlier, conversation_id, listener)
-            await self._saved(conversation.id, user_message, listener)
-            reply = await self._answer(
-                session, user_id, conversation, user_message, run.id, listener
-            )
+            else:
+                await self._saved(conversation.id, user_message, listener)
+                reply = await self._answer(
+                    session, user_id, conversation, user_message, run.id, listener
+                )
+        if duplicate_of is not None:
+            return await self._replay(session, user_id, duplicate_of, conversation_id, listener)
         return TurnRows(await self._reload(session, user_id, conversation.id), user_message, reply)
 
     async def regenerate(

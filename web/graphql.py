@@ -159,9 +159,12 @@ class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
         media_type = "application/json"
         if getattr(sub_response, "taskchat_graphql_response", False):
             media_type = GRAPHQL_RESPONSE_JSON
-            # GraphQL over HTTP: a request error (nothing executed) is a 4xx
+            # GraphQL over HTTP: a request error (nothing executed) is a 4xx, and its
+            # body has no `data` entry at all (not even null)
             if isinstance(response_data, dict) and _is_request_error(response_data):
                 status = 400
+                response_data = response_data.copy()
+                response_data.pop("data", None)
         response = Response(orjson.dumps(response_data), media_type=media_type, status_code=status)
         response.headers.raw.extend(sub_response.headers.raw)
         return response

@@ -1,0 +1,333 @@
+"""Benchmarks in the manner of Saleor's: a realistic query, and the number of SQL
+statements it costs, pinned. A list costs the same whatever its page size: related
+data comes from DataLoaders, one statement per relation, never one per row.
+
+Each test starts a server of its own, so nothing but the measured request touches its
+engine while statements are counted. Run with `-s` to see the measured counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+import uuid
+from typing import Any
+
+from sqlalchemy import event
+
+from tests.conftest import GraphQLClient, LiveServer, ServerFactory, token_for
+
+#: transaction control is not a query; SQLite's connection setup is not either
+NOT_QUERIES = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA")
+
+
+@contextmanager
+def recording_statements(live: LiveServer) -> Iterator[list[str]]:
+    engine = live.server.config.app.state.engine.sync_engine
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith(NOT_QUERIES):
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def measure(
+    live: LiveServer, client: GraphQLClient, query: str, variables: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """(statements the request ran, its data)."""
+    with recording_statements(live) as statements:
+        data = await client.data(query, variables)
+    return len(statements), data
+
+
+def user_lookups(statements: list[str]) -> int:
+    return sum("FROM users" in statement for statement in statements)
+
+
+async def fresh_client(server_factory: ServerFactory) -> tuple[LiveServer, GraphQLClient]:
+    live = await server_factory()
+    client = live.client(token_for(f"bench-{uuid.uuid4()}"))
+    await client.data("{ me { id } }")  # the user row exists before anything is measured
+    return live, client
+
+
+def report(backend: str, what: str, counts: dict[int, int]) -> None:
+    sizes = ", ".join(f"{size} -> {count}" for size, count in counts.items())
+    print(f"\n[{backend}] {what}: page size -> statements: {sizes}")
+
+
+SEND = """
+mutation($conversationId: ID, $content: String!) {
+  sendMessage(input: {conversationId: $conversationId, content: $content}) {
+    conversation { id }
+  }
+}"""
+CREATE_CONVERSATION = """
+mutation($title: String!) { createConversation(input: {title: $title}) { conversation { id } } }
+"""
+CREATE_TASK = "mutation($title: String!) { createTask(input: {title: $title}) { task { id } } }"
+
+
+async def create_conversations(client: GraphQLClient, count: int) -> list[str]:
+    """`count` conversations, the newest three with a question and a reply each."""
+    ids = []
+    for number in range(count):
+        data = await client.data(CREATE_CONVERSATION, {"title": f"conversation {number}"})
+        ids.append(data["createConversation"]["conversation"]["id"])
+    for conversation_id in ids[-3:]:
+        await client.data(SEND, {"conversationId": conversation_id, "content": "add task: x"})
+    return ids
+
+
+CONVERSATION_PAGE = """
+query($first: Int!, $after: String) {
+  conversations(first: $first, after: $after) {
+    totalCount
+    edges { node { id title messageCount lastMessage { content role } } }
+  }
+}"""
+
+
+async def test_conversation_page_cost_does_not_grow_with_page_size(
+    server_factory: ServerFactory, backend: str
+) -> None:
+    live, client = await fresh_client(server_factory)
+    await create_conversations(client, 20)
+
+    counts = {}
+    for size in (5, 20):
+        counts[size], data = await measure(live, client, CONVERSATION_PAGE, {"first": size})
+        nodes = [edge["node"] for edge in data["conversations"]["edges"]]
+        assert len(nodes) == size
+        assert data["conversations"]["totalCount"] == 20
+        assert [node["messageCount"] for node in nodes[:4]] == [2, 2, 2, 0]
+        assert nodes[0]["lastMessage"]["role"] == "ASSISTANT"
+        assert nodes[3]["lastMessage"] is None
+    report(backend, "conversations { totalCount messageCount lastMessage }", counts)
+
+    # user, page, count, message counts, last messages
+    assert counts[5] == counts[20]
+    assert counts[20] <= 5
+
+
+async def test_conversation_page_after_a_cursor_cost_does_not_grow_with_page_size(
+    server_factory: ServerFactory, backend: str
+) -> None:
+    live, client = await fresh_client(server_factory)
+    await create_conversations(client, 20)
+    first_page = await client.data(
+        "{ conversations(first: 2) { pageInfo { endCursor } } }"
+    )
+    after = first_page["conversations"]["pageInfo"]["endCursor"]
+
+    counts = {}
+    for size in (5, 18):
+        variables = {"first": size, "after": after}
+        counts[size], data = await measure(live, client, CONVERSATION_PAGE, variables)
+        assert len(data["conversations"]["edges"]) == size
+    report(backend, "conversations(after:) { ... }", counts)
+
+    # the page after a cursor also asks whether anything lies before it
+    assert counts[5] == counts[18]
+    assert counts[18] <= 6
+
+
+LAST_MESSAGE_CONVERSATIONS = """
+query($first: Int!) {
+  conversations(first: $first) {
+    edges { node { lastMessage { content conversation { id title } } } }
+  }
+}"""
+
+
+async def test_message_conversation_is_batched_across_a_page(
+    server_factory: ServerFactory, backend: str
+) -> None:
+    live, client = await fresh_client(server_factory)
+    ids: list[str] = []
+    for number in range(8):
+        data = await client.data(SEND, {"content": f"add task: chore {number}"})
+        ids.append(data["sendMessage"]["conversation"]["id"])
+
+    counts = {}
+    for size in (2, 8):
+        counts[size], data = await measure(
+            live, client, LAST_MESSAGE_CONVERSATIONS, {"first": size}
+        )
+        conversations = [
+            edge["node"]["lastMessage"]["conversation"]
+            for edge in data["conversations"]["edges"]
+        ]
+        assert [c["id"] for c in conversations] == list(reversed(ids))[:size]
+        assert conversations[0]["title"] == "add task: chore 7"
+    report(backend, "conversations { lastMessage { conversation } }", counts)
+
+    # user, page, last messages, their conversations
+    assert counts[2] == counts[8]
+    assert counts[8] <= 4
+
+
+TASK_PAGE = """
+query($first: Int!) {
+  tasks(first: $first) {
+    totalCount
+    edges { cursor node { id title description status createdAt completedAt } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+
+
+async def test_task_page_cost_does_not_grow_with_page_size(
+    server_factory: ServerFactory, backend: str
+) -> None:
+    live, client = await fresh_client(server_factory)
+    for number in range(20):
+        await client.data(CREATE_TASK, {"title": f"task {number}"})
+
+    counts = {}
+    for size in (5, 20):
+        counts[size], data = await measure(live, client, TASK_PAGE, {"first": size})
+        assert len(data["tasks"]["edges"]) == size
+        assert data["tasks"]["totalCount"] == 20
+    report(backend, "tasks { totalCount }", counts)
+
+    # user, page, count
+    assert counts[5] == counts[20]
+    assert counts[20] <= 3
+
+
+MESSAGE_PAGE = """
+query($id: ID!, $first: Int!) {
+  conversation(id: $id) {
+    messages(first: $first) {
+      totalCount
+      edges { node { content role conversation { title } } }
+    }
+  }
+}"""
+
+
+async def test_message_page_cost_does_not_grow_with_page_size(
+    server_factory: ServerFactory, backend: str
+) -> None:
+    live, client = await fresh_client(server_factory)
+    conversation_id = None
+    for number in range(5):
+        data = await client.data(
+            SEND, {"conversationId": conversation_id, "content": f"add task: item {number}"}
+        )
+        conversation_id = data["sendMessage"]["conversation"]["id"]
+
+    counts = {}
+    for size in (3, 10):
+        variables = {"id": conversation_id, "first": size}
+        counts[size], data = await measure(live, client, MESSAGE_PAGE, variables)
+        messages = data["conversation"]["messages"]
+        assert len(messages["edges"]) == size
+        assert messages["totalCount"] == 10
+        assert {edge["node"]["conversation"]["title"] for edge in messages["edges"]} == {
+            "add task: item 0"
+        }
+    report(backend, "conversation { messages { conversation } }", counts)
+
+    # user, conversation, page, count
+    assert counts[3] == counts[10]
+    assert counts[10] <= 4
+
+
+def aliased_nodes(count: int, fragment: str) -> str:
+    fields = " ".join(f"n{index}: node(id: $id{index}) {{ id {fragment} }}" for index in range(count))
+    arguments = ", ".join(f"$id{index}: ID!" for index in range(count))
+    return f"query({arguments}) {{ {fields} }}"
+
+
+async def test_conversation_nodes_are_batched(
+    server_factory: ServerFactory, backend: str
+) -> None:
+    live, client = await fresh_client(server_factory)
+    ids = await create_conversations(client, 8)
+    fragment = "... on Conversation { title messageCount lastMessage { content } }"
+
+    counts = {}
+    for size in (2, 8):
+        variables = {f"id{index}": ids[index] for index in range(size)}
+        counts[size], data = await measure(live, client, aliased_nodes(size, fragment), variables)
+        assert [data[f"n{index}"]["title"] for index in range(size)] == [
+            f"conversation {index}" for index in range(size)
+        ]
+    report(backend, "n aliased node(id) on Conversation", counts)
+
+    # user, conversations, message counts, last messages
+    assert counts[2] == counts[8]
+    assert counts[8] <= 4
+
+
+async def test_single_node_of_each_type_costs_a_constant(
+    server_factory: ServerFactory, backend: str
+) -> None:
+    live, client = await fresh_client(server_factory)
+    turn = (
+        await client.data(
+            """mutation { sendMessage(input: {content: "add a task to buy milk"}) {
+                 conversation { id } message { id } } }"""
+        )
+    )["sendMessage"]
+    tasks = await client.data("{ tasks { edges { node { id } } } }")
+    task_id = tasks["tasks"]["edges"][0]["node"]["id"]
+    query = """query($id: ID!) { node(id: $id) { id
+        ... on Task { title }
+        ... on Conversation { title messageCount }
+        ... on Message { content conversation { title } } } }"""
+
+    counts = {}
+    for name, node_id in (
+        ("Task", task_id),
+        ("Conversation", turn["conversation"]["id"]),
+        ("Message", turn["message"]["id"]),
+    ):
+        count, data = await measure(live, client, query, {"id": node_id})
+        assert data["node"]["id"] == node_id
+        counts[name] = count
+    print(f"\n[{backend}] node(id) statements by type: {counts}")
+
+    assert counts == {"Task": 2, "Conversation": 3, "Message": 3}
+
+
+ROOT_FIELDS = """
+{ me { id } tasks { totalCount } conversations { totalCount }
+  archived: conversations(status: ARCHIVED) { totalCount } }
+"""
+
+
+async def test_root_fields_share_one_user_lookup(
+    server_factory: ServerFactory, backend: str
+) -> None:
+    live, client = await fresh_client(server_factory)
+    with recording_statements(live) as statements:
+        data = await client.data(ROOT_FIELDS)
+    assert data["tasks"]["totalCount"] == 0
+    print(f"\n[{backend}] four root fields: {len(statements)} statements")
+    assert user_lookups(statements) == 1
+    # the user, then a page and a count for each of the three lists
+    assert len(statements) == 7
+
+
+async def test_brand_new_user_is_created_once_by_sibling_fields(
+    server_factory: ServerFactory,
+) -> None:
+    live = await server_factory()
+    client = live.client(token_for(f"bench-{uuid.uuid4()}"))
+    with recording_statements(live) as statements:
+        data = await client.data(ROOT_FIELDS)
+    assert data["conversations"]["totalCount"] == 0
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO USERS")]
+    assert len(inserts) == 1
+    # looked up, inserted, read back: once for all four fields
+    assert user_lookups(statements) == 3
+    assert (await client.data("{ me { id } }"))["me"]["id"] == data["me"]["id"]
