@@ -44,7 +44,7 @@ async def count_messages(
         )
         .group_by(Message.conversation_id)
     )
-    return {conversation_id: int(count) for conversation_id, count in rows.tuples()}
+    return {conversation_id: int(count) for conversation_id, count in rows.all()}
 
 
 async def last_messages(

@@ -1,7 +1,7 @@
 // Apollo Client (no React) against taskchat: cursor pagination merged by the cache with
 // relayStylePagination. Creates 5 tasks, pages through them 2 at a time with fetchMore,
 // and checks that the merged list holds all 5, newest first.
-//   node apollo.mjs <server-url> <token>
+//   node apollo.mjs <server-url> <token>   (a token for a user with no tasks yet)
 import { ApolloClient, HttpLink, InMemoryCache, gql } from '@apollo/client';
 import { relayStylePagination } from '@apollo/client/utilities';
 import { requireToken, serverArgs } from './args.mjs';

@@ -139,6 +139,9 @@ class Context(BaseContext):
         if user is None:
             async with self.writing() as session:
                 user = await user_queries.create_user(session, subject)
+        # Detached, so a rollback later in the request (a key replayed after a conflict)
+        # cannot expire it: reading an expired id would be IO outside a greenlet.
+        self._ensure_session().expunge(user)
         self._user = user
         return user
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,16 +18,26 @@ from db import conversations as conversation_queries
 from db import messages as message_queries
 from db.models import Message
 from resolvers import chat as chat_resolvers
+from resolvers import messages as message_resolvers
 from resolvers.context import Context
 from services.chat import TurnListener, TurnRows
 
 CATCH_UP_BATCH = 100
 
 
-async def message_added(ctx: Context, conversation_id: str) -> AsyncIterator[Message]:
+async def message_added(
+    ctx: Context, conversation_id: str, after: str | None = None
+) -> AsyncIterator[Message]:
     """Every message stored in the conversation from now on, in order, whichever
-    instance stored it."""
+    instance stored it. With `after` (a cursor of the conversation's `messages`), the
+    messages stored since that one come first: a client that reconnects loses nothing."""
     row_id = expect_global_id(conversation_id, "Conversation", field="conversationId")
+    start: int | None = None
+    if after is not None:
+        spec = message_resolvers.cursor_spec(row_id)
+        (position,) = ctx.services.cursors.decode(after, spec.kind, spec.scope, spec.types)
+        assert isinstance(position, int)
+        start = position
     async with ctx.fork() as op:
         user_id = await op.user_id()
         # listen first, then read where we start: nothing falls between the two
@@ -37,7 +46,9 @@ async def message_added(ctx: Context, conversation_id: str) -> AsyncIterator[Mes
                 conversation = await conversation_queries.get_conversation(session, user_id, row_id)
             if conversation is None:
                 raise NotFound("conversation")
-            seen = conversation.last_seq
+            seen = conversation.last_seq if start is None else start
+            if start is not None:
+                signal.set()  # catch up before waiting
             while True:
                 await signal.wait()
                 while True:
@@ -110,4 +121,4 @@ async def send_message_stream(
                     await asyncio.wait_for(turn, timeout=5)
 
 
-__all__ = ["StreamEvent", "message_added", "send_message_stream", "uuid"]
+__all__ = ["StreamEvent", "message_added", "send_message_stream"]

@@ -10,7 +10,7 @@ from resolvers.context import Context
 from resolvers.pagination import CursorSpec, PageResult, page_result, window_from_args
 
 
-def _spec(conversation_id: uuid.UUID) -> CursorSpec:
+def cursor_spec(conversation_id: uuid.UUID) -> CursorSpec:
     return CursorSpec("messages", str(conversation_id), ("int",))
 
 
@@ -24,7 +24,7 @@ async def list_messages(
     before: str | None,
 ) -> PageResult[Message]:
     user_id = await ctx.user_id()
-    spec = _spec(conversation_id)
+    spec = cursor_spec(conversation_id)
     window = window_from_args(ctx.services.cursors, spec, first, after, last, before)
     async with ctx.reading() as session:
         page = await message_queries.list_messages(session, user_id, conversation_id, window)

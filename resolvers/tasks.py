@@ -39,10 +39,7 @@ async def list_tasks(
 
 
 async def task(ctx: Context, task_id: str) -> Task | None:
-    row_id = expect_global_id(task_id, "Task")
-    user_id = await ctx.user_id()
-    async with ctx.reading() as session:
-        return await task_queries.get_task(session, user_id, row_id)
+    return await ctx.loaders.task_by_id.load(expect_global_id(task_id, "Task"))
 
 
 async def create_task(ctx: Context, title: str, description: str | None) -> Task:

@@ -57,9 +57,18 @@ class Subscription:
         "server instance stored it."
     )
     async def message_added(
-        self, info: Info[Context, None], conversation_id: strawberry.ID
+        self,
+        info: Info[Context, None],
+        conversation_id: strawberry.ID,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description="A cursor of the conversation's messages: deliver the messages "
+                "stored after it first (to resume after a dropped socket)."
+            ),
+        ] = None,
     ) -> AsyncGenerator[Message, None]:
-        async for row in live_resolvers.message_added(info.context, conversation_id):
+        async for row in live_resolvers.message_added(info.context, conversation_id, after):
             yield Message.from_row(row)
 
     @strawberry.subscription(

@@ -7,14 +7,14 @@ import contextlib
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import orjson
+from cross_web import HTTPException
 from fastapi import Request, Response, WebSocket
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
-from cross_web import HTTPException
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
@@ -125,7 +125,11 @@ class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
         context.principal = principal
         context.extras["ws_slot"] = True
         context.extras["expiry"] = asyncio.create_task(
-            _close_at_expiry(websocket, principal.expires_at)
+            _close_at_expiry(
+                websocket,
+                principal.expires_at
+                + timedelta(seconds=self.services.settings.jwt_leeway_seconds),
+            )
         )
         return None
 
@@ -142,9 +146,9 @@ class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
             return await super().execute_single(*args, **kwargs)
         except HTTPException as error:
             adapter = kwargs.get("request_adapter")
-            if error.status_code == 400 and adapter is not None and adapter.method == "GET":
-                if "not allowed" in error.reason:
-                    raise HTTPException(405, error.reason) from None
+            is_get = adapter is not None and adapter.method == "GET"
+            if error.status_code == 400 and is_get and "not allowed" in error.reason:
+                raise HTTPException(405, error.reason) from None
             raise
 
     def encode_json(self, data: object) -> str:

@@ -71,7 +71,9 @@ async def send_error_code(
     return await client.error_code(SEND, variables)
 
 
-def _input(content: str, conversation_id: str | None, client_message_id: str | None) -> dict[str, Any]:
+def _input(
+    content: str, conversation_id: str | None, client_message_id: str | None
+) -> dict[str, Any]:
     values: dict[str, Any] = {"content": content}
     if conversation_id is not None:
         values["conversationId"] = conversation_id
@@ -92,7 +94,9 @@ async def messages_of(client: GraphQLClient, conversation_id: str) -> list[dict[
 
 
 async def message_count(client: GraphQLClient, conversation_id: str) -> int:
-    count: int = (await client.data(MESSAGES, {"id": conversation_id}))["conversation"]["messageCount"]
+    count: int = (await client.data(MESSAGES, {"id": conversation_id}))["conversation"][
+        "messageCount"
+    ]
     return count
 
 
@@ -111,6 +115,8 @@ async def create_task(client: GraphQLClient, title: str, *, completed: bool = Fa
 # --- phrasings ---------------------------------------------------------------------------
 
 MILK = [("buy milk", "PENDING")]
+DONE_MILK = [("buy milk", "COMPLETED")]
+MOM = [("call mom", "PENDING")]
 MILK_AND_DONE_DOG = [("buy milk", "PENDING"), ("walk dog", "COMPLETED")]
 
 
@@ -128,8 +134,15 @@ def phrasing(
 PHRASINGS = [
     phrasing("add a task to buy milk", [], "add_task", {"title": "buy milk"}, MILK),
     phrasing("add task: buy milk", [], "add_task", {"title": "buy milk"}, MILK),
-    phrasing("remind me to call mom", [], "add_task", {"title": "call mom"}, [("call mom", "PENDING")]),
-    phrasing("list my tasks", MILK_AND_DONE_DOG, "list_tasks", {}, MILK_AND_DONE_DOG, ["buy milk", "walk dog"]),
+    phrasing("remind me to call mom", [], "add_task", {"title": "call mom"}, MOM),
+    phrasing(
+        "list my tasks",
+        MILK_AND_DONE_DOG,
+        "list_tasks",
+        {},
+        MILK_AND_DONE_DOG,
+        ["buy milk", "walk dog"],
+    ),
     phrasing(
         "show my pending tasks",
         MILK_AND_DONE_DOG,
@@ -146,8 +159,8 @@ PHRASINGS = [
         MILK_AND_DONE_DOG,
         ["walk dog"],
     ),
-    phrasing("complete buy milk", MILK, "complete_task", {"title": "buy milk"}, [("buy milk", "COMPLETED")]),
-    phrasing("mark buy milk as done", MILK, "complete_task", {"title": "buy milk"}, [("buy milk", "COMPLETED")]),
+    phrasing("complete buy milk", MILK, "complete_task", {"title": "buy milk"}, DONE_MILK),
+    phrasing("mark buy milk as done", MILK, "complete_task", {"title": "buy milk"}, DONE_MILK),
     phrasing(
         "rename buy milk to buy oat milk",
         MILK,
@@ -202,10 +215,16 @@ async def test_send_message_payload_has_both_messages_and_bumps_the_conversation
 
     payload = await send(alice, "  add task: buy milk \n", created["id"], "key-payload-1")
 
-    conversation, question, reply = payload["conversation"], payload["userMessage"], payload["message"]
+    conversation, question, reply = (
+        payload["conversation"],
+        payload["userMessage"],
+        payload["message"],
+    )
     assert conversation["id"] == created["id"]
     assert conversation["messageCount"] == 2
-    assert datetime.fromisoformat(conversation["updatedAt"]) > datetime.fromisoformat(created["updatedAt"])
+    assert datetime.fromisoformat(conversation["updatedAt"]) > datetime.fromisoformat(
+        created["updatedAt"]
+    )
     assert question["role"] == "USER"
     assert question["content"] == "add task: buy milk"
     assert question["clientMessageId"] == "key-payload-1"
@@ -213,7 +232,10 @@ async def test_send_message_payload_has_both_messages_and_bumps_the_conversation
     assert reply["role"] == "ASSISTANT"
     assert reply["content"] == 'Added "buy milk" to your tasks.'
     assert reply["clientMessageId"] is None
-    assert [m["id"] for m in await messages_of(alice, created["id"])] == [question["id"], reply["id"]]
+    assert [m["id"] for m in await messages_of(alice, created["id"])] == [
+        question["id"],
+        reply["id"],
+    ]
 
 
 async def test_first_message_starts_a_conversation_titled_after_it(alice: GraphQLClient) -> None:
@@ -224,7 +246,9 @@ async def test_first_message_starts_a_conversation_titled_after_it(alice: GraphQ
     assert await conversation_count(alice) == 1
 
 
-async def test_ambiguous_title_lists_both_candidates_and_changes_nothing(alice: GraphQLClient) -> None:
+async def test_ambiguous_title_lists_both_candidates_and_changes_nothing(
+    alice: GraphQLClient,
+) -> None:
     first = await create_task(alice, "buy milk")
     second = await create_task(alice, "buy milk")
 
@@ -262,7 +286,11 @@ async def test_regenerate_replaces_the_last_reply_and_reruns_the_turn(alice: Gra
     # the turn ran again: its tool call added a second task, and the new reply says so
     [old_call] = old_reply["toolCalls"]
     [new_call] = new_reply["toolCalls"]
-    assert (new_call["name"], new_call["arguments"], new_call["ok"]) == ("add_task", {"title": "buy milk"}, True)
+    assert (new_call["name"], new_call["arguments"], new_call["ok"]) == (
+        "add_task",
+        {"title": "buy milk"},
+        True,
+    )
     assert new_call["result"]["task"]["id"] != old_call["result"]["task"]["id"]
     tasks = (await alice.data(TASKS))["tasks"]["edges"]
     assert sorted(edge["node"]["id"] for edge in tasks) == sorted(
@@ -311,9 +339,13 @@ async def test_same_client_message_id_twice_returns_the_first_result(alice: Grap
 async def test_same_client_message_id_sent_concurrently_runs_once(
     alice: GraphQLClient, in_existing_conversation: bool
 ) -> None:
+    """Regression: a loser of the key race replayed while still holding the conversation's
+    turn lock (a self-deadlock), and its rollback expired the request's user row."""
     conversation_id = None
     if in_existing_conversation:
-        conversation_id = (await alice.data(CREATE_CONVERSATION))["createConversation"]["conversation"]["id"]
+        conversation_id = (await alice.data(CREATE_CONVERSATION))["createConversation"][
+            "conversation"
+        ]["id"]
 
     answers = await asyncio.gather(
         *(send(alice, "add task: buy milk", conversation_id, "key-concurrent") for _ in range(3))
@@ -328,7 +360,9 @@ async def test_same_client_message_id_sent_concurrently_runs_once(
     assert await conversation_count(alice) == 1
 
 
-async def test_client_message_id_reused_in_another_conversation_is_bad_input(alice: GraphQLClient) -> None:
+async def test_client_message_id_reused_in_another_conversation_is_bad_input(
+    alice: GraphQLClient,
+) -> None:
     await send(alice, "add task: buy milk", client_message_id="key-reused")
     other = (await alice.data(CREATE_CONVERSATION))["createConversation"]["conversation"]["id"]
 
@@ -342,8 +376,12 @@ async def test_client_message_id_reused_in_another_conversation_is_bad_input(ali
 # --- concurrency -----------------------------------------------------------------------------
 
 
-async def test_concurrent_sends_to_one_conversation_come_out_question_answer(alice: GraphQLClient) -> None:
-    conversation_id = (await alice.data(CREATE_CONVERSATION))["createConversation"]["conversation"]["id"]
+async def test_concurrent_sends_to_one_conversation_come_out_question_answer(
+    alice: GraphQLClient,
+) -> None:
+    conversation_id = (await alice.data(CREATE_CONVERSATION))["createConversation"]["conversation"][
+        "id"
+    ]
 
     await asyncio.gather(*(send(alice, f"add task: item {n}", conversation_id) for n in range(10)))
 
@@ -353,7 +391,9 @@ async def test_concurrent_sends_to_one_conversation_come_out_question_answer(ali
     for question, answer in zip(messages[::2], messages[1::2], strict=True):
         item = question["content"].removeprefix("add task: ")
         assert answer["content"] == f'Added "{item}" to your tasks.'
-    assert sorted(m["content"] for m in messages[::2]) == sorted(f"add task: item {n}" for n in range(10))
+    assert sorted(m["content"] for m in messages[::2]) == sorted(
+        f"add task: item {n}" for n in range(10)
+    )
     assert await tasks_of(alice) == sorted((f"item {n}", "PENDING") for n in range(10))
 
 
@@ -384,7 +424,9 @@ async def test_fourth_message_in_a_minute_is_rate_limited_and_leaves_nothing(
     assert await tasks_of(client) == [("one", "PENDING"), ("three", "PENDING"), ("two", "PENDING")]
 
 
-async def test_rate_limit_is_shared_by_two_instances_on_one_database(server_factory: ServerFactory) -> None:
+async def test_rate_limit_is_shared_by_two_instances_on_one_database(
+    server_factory: ServerFactory,
+) -> None:
     first = await server_factory(rate_limit_per_minute=4)
     second = await server_factory(rate_limit_per_minute=4)
     token = token_for(f"user-{uuid.uuid4()}")

@@ -343,8 +343,11 @@ async def test_message_conversation_resolves_back_to_its_conversation(
     )
     assert data["node"] == {
         "role": "USER",
-        "conversation": {"id": conversation["id"], "title": "add task: sweep floor",
-                         "messageCount": 2},
+        "conversation": {
+            "id": conversation["id"],
+            "title": "add task: sweep floor",
+            "messageCount": 2,
+        },
     }
 
 

@@ -8,11 +8,12 @@ engine while statements are counted. Run with `-s` to see the measured counts.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-import uuid
 from typing import Any
 
+from fastapi import FastAPI
 from sqlalchemy import event
 
 from tests.conftest import GraphQLClient, LiveServer, ServerFactory, token_for
@@ -23,7 +24,9 @@ NOT_QUERIES = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA")
 
 @contextmanager
 def recording_statements(live: LiveServer) -> Iterator[list[str]]:
-    engine = live.server.config.app.state.engine.sync_engine
+    app = live.server.config.app
+    assert isinstance(app, FastAPI)
+    engine = app.state.engine.sync_engine
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -121,9 +124,7 @@ async def test_conversation_page_after_a_cursor_cost_does_not_grow_with_page_siz
 ) -> None:
     live, client = await fresh_client(server_factory)
     await create_conversations(client, 20)
-    first_page = await client.data(
-        "{ conversations(first: 2) { pageInfo { endCursor } } }"
-    )
+    first_page = await client.data("{ conversations(first: 2) { pageInfo { endCursor } } }")
     after = first_page["conversations"]["pageInfo"]["endCursor"]
 
     counts = {}
@@ -161,8 +162,7 @@ async def test_message_conversation_is_batched_across_a_page(
             live, client, LAST_MESSAGE_CONVERSATIONS, {"first": size}
         )
         conversations = [
-            edge["node"]["lastMessage"]["conversation"]
-            for edge in data["conversations"]["edges"]
+            edge["node"]["lastMessage"]["conversation"] for edge in data["conversations"]["edges"]
         ]
         assert [c["id"] for c in conversations] == list(reversed(ids))[:size]
         assert conversations[0]["title"] == "add task: chore 7"
@@ -242,14 +242,14 @@ async def test_message_page_cost_does_not_grow_with_page_size(
 
 
 def aliased_nodes(count: int, fragment: str) -> str:
-    fields = " ".join(f"n{index}: node(id: $id{index}) {{ id {fragment} }}" for index in range(count))
+    fields = " ".join(
+        f"n{index}: node(id: $id{index}) {{ id {fragment} }}" for index in range(count)
+    )
     arguments = ", ".join(f"$id{index}: ID!" for index in range(count))
     return f"query({arguments}) {{ {fields} }}"
 
 
-async def test_conversation_nodes_are_batched(
-    server_factory: ServerFactory, backend: str
-) -> None:
+async def test_conversation_nodes_are_batched(server_factory: ServerFactory, backend: str) -> None:
     live, client = await fresh_client(server_factory)
     ids = await create_conversations(client, 8)
     fragment = "... on Conversation { title messageCount lastMessage { content } }"
@@ -266,6 +266,40 @@ async def test_conversation_nodes_are_batched(
     # user, conversations, message counts, last messages
     assert counts[2] == counts[8]
     assert counts[8] <= 4
+
+
+async def test_task_and_message_nodes_are_batched(
+    server_factory: ServerFactory, backend: str
+) -> None:
+    live, client = await fresh_client(server_factory)
+    task_ids = []
+    for index in range(8):
+        created = await client.data(
+            "mutation($t: String!) { createTask(input: {title: $t}) { task { id } } }",
+            {"t": f"task {index}"},
+        )
+        task_ids.append(created["createTask"]["task"]["id"])
+    turn = await client.data(
+        'mutation { sendMessage(input: {content: "list my tasks"}) { conversation { id } } }'
+    )
+    messages = await client.data(
+        "query($id: ID!) { conversation(id: $id) { messages { edges { node { id } } } } }",
+        {"id": turn["sendMessage"]["conversation"]["id"]},
+    )
+    message_ids = [edge["node"]["id"] for edge in messages["conversation"]["messages"]["edges"]]
+    mixed = [task_ids[0], message_ids[0], task_ids[1], message_ids[1], *task_ids[2:8]]
+
+    counts = {}
+    for size in (2, 8):
+        variables = {f"id{index}": mixed[index] for index in range(size)}
+        fragment = "... on Task { title } ... on Message { content }"
+        counts[size], data = await measure(live, client, aliased_nodes(size, fragment), variables)
+        assert all(data[f"n{index}"] for index in range(size))
+    report(backend, "n aliased node(id) on Task and Message", counts)
+
+    # user, tasks, messages
+    assert counts[2] == counts[8]
+    assert counts[8] <= 3
 
 
 async def test_single_node_of_each_type_costs_a_constant(
@@ -329,5 +363,5 @@ async def test_brand_new_user_is_created_once_by_sibling_fields(
     inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO USERS")]
     assert len(inserts) == 1
     # looked up, inserted, read back: once for all four fields
-    assert user_lookups(statements) == 3
+    assert user_lookups(statements) == 2
     assert (await client.data("{ me { id } }"))["me"]["id"] == data["me"]["id"]

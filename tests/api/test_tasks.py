@@ -27,7 +27,9 @@ mutation($id: ID!, $title: String, $description: String) {{
     task {{ {TASK_FIELDS} }}
   }}
 }}"""
-COMPLETE = f"mutation($id: ID!) {{ completeTask(input: {{id: $id}}) {{ task {{ {TASK_FIELDS} }} }} }}"
+COMPLETE = (
+    f"mutation($id: ID!) {{ completeTask(input: {{id: $id}}) {{ task {{ {TASK_FIELDS} }} }} }}"
+)
 REOPEN = f"mutation($id: ID!) {{ reopenTask(input: {{id: $id}}) {{ task {{ {TASK_FIELDS} }} }} }}"
 DELETE = "mutation($id: ID!) { deleteTask(input: {id: $id}) { deletedId } }"
 TASK = f"query($id: ID!) {{ task(id: $id) {{ {TASK_FIELDS} }} }}"

@@ -174,9 +174,7 @@ async def test_token_in_upgrade_request_header_is_acknowledged(server: LiveServe
         pytest.param({}, id="empty-payload"),
         pytest.param({"authorization": "Bearer not-a-jwt"}, id="garbage"),
         pytest.param({"authorization": "Basic dXNlcjpwYXNz"}, id="not-bearer"),
-        pytest.param(
-            bearer(token_for("ws-expired", ttl=timedelta(minutes=-5))), id="expired"
-        ),
+        pytest.param(bearer(token_for("ws-expired", ttl=timedelta(minutes=-5))), id="expired"),
         pytest.param(
             bearer(token_for("ws-forged", jwt_secret="another-secret-" + "y" * 40)),
             id="wrong-key",
@@ -200,14 +198,20 @@ async def test_subscription_sent_with_a_bad_token_never_runs(
         await ws.init({"authorization": "Bearer not-a-jwt"})
         await ws.subscribe("1", MESSAGE_ADDED, {"conversationId": conversation_id})
         await send_message(alice, conversation_id, "list my tasks")
-        assert await ws.wait_closed() == 4403
+        with pytest.raises(SocketClosed) as closed:
+            await ws.next_message()
+    assert closed.value.code == 4403
 
 
-async def test_socket_is_closed_with_4403_when_the_token_expires(server: LiveServer) -> None:
+async def test_socket_is_closed_with_4403_when_the_token_expires(
+    server_factory: ServerFactory,
+) -> None:
+    """The socket closes when the token does, with the same clock leeway as verification."""
+    strict = await server_factory(jwt_leeway_seconds=1)
     token = token_for(f"ws-{uuid.uuid4()}", ttl=timedelta(seconds=2))
-    async with connect(server.ws_url, bearer(token)) as ws:
+    async with connect(strict.ws_url, bearer(token)) as ws:
         assert ws.acknowledged
-        assert await ws.wait_closed(timeout=5) == 4403
+        assert await ws.wait_closed(timeout=6) == 4403
 
 
 # --- messageAdded ----------------------------------------------------------------------
@@ -289,10 +293,14 @@ async def test_streamed_turn_with_a_tool_call_arrives_in_order(
     server: LiveServer, alice: GraphQLClient
 ) -> None:
     async with connect(server.ws_url, bearer(alice.token or "")) as ws:
-        await ws.subscribe("s", SEND_MESSAGE_STREAM, {"input": {"content": "add a task to buy milk"}})
+        await ws.subscribe(
+            "s", SEND_MESSAGE_STREAM, {"input": {"content": "add a task to buy milk"}}
+        )
         events = await collect_stream(ws, "s")
     reply = assert_well_formed_stream(events, "add a task to buy milk")
-    tool_calls = [event["toolCall"] for event in events if event["__typename"] == "ToolCallCompleted"]
+    tool_calls = [
+        event["toolCall"] for event in events if event["__typename"] == "ToolCallCompleted"
+    ]
     assert [(call["name"], call["arguments"]["title"], call["ok"]) for call in tool_calls] == [
         ("add_task", "buy milk", True)
     ]
@@ -469,7 +477,8 @@ async def test_socket_over_the_per_user_connection_cap_is_closed_with_4403(
     token = new_token()
     async with connect(live.ws_url, bearer(token)) as first:
         async with connect(live.ws_url, bearer(token)) as second:
-            assert first.acknowledged and second.acknowledged
+            assert first.acknowledged
+            assert second.acknowledged
             async with connect(live.ws_url, bearer(token)) as third:
                 assert not third.acknowledged
                 assert third.close_code == 4403
@@ -481,3 +490,56 @@ async def test_socket_over_the_per_user_connection_cap_is_closed_with_4403(
                 return again.acknowledged
 
         await eventually(slot_given_back)
+
+
+# --- resuming ------------------------------------------------------------------------
+
+MESSAGE_ADDED_AFTER = """
+subscription MessageAddedAfter($conversationId: ID!, $after: String) {
+  messageAdded(conversationId: $conversationId, after: $after) { id role content }
+}
+"""
+
+
+async def test_message_added_after_a_cursor_delivers_what_was_missed_first(
+    server: LiveServer, alice: GraphQLClient
+) -> None:
+    """A client whose socket dropped resumes from the last message it saw."""
+    conversation_id = await create_conversation(alice)
+    seen = await send_message(alice, conversation_id, "add task: first")
+    missed = await send_message(alice, conversation_id, "add task: second")
+    page = await alice.data(
+        "query($id: ID!) { conversation(id: $id) { messages(first: 2) { pageInfo { endCursor } } } }",
+        {"id": conversation_id},
+    )
+    cursor = page["conversation"]["messages"]["pageInfo"]["endCursor"]
+    async with connect(server.ws_url, bearer(alice.token or "")) as ws:
+        await ws.subscribe(
+            "1", MESSAGE_ADDED_AFTER, {"conversationId": conversation_id, "after": cursor}
+        )
+        caught_up = [
+            next_data(await ws.next_message(), "1")["messageAdded"]["id"] for _ in range(2)
+        ]
+        live = await send_message(alice, conversation_id, "add task: third")
+        delivered = [
+            next_data(await ws.next_message(), "1")["messageAdded"]["id"] for _ in range(2)
+        ]
+    assert seen["message"]["id"] not in caught_up
+    assert caught_up == [missed["userMessage"]["id"], missed["message"]["id"]]
+    assert delivered == [live["userMessage"]["id"], live["message"]["id"]]
+
+
+async def test_message_added_with_a_foreign_cursor_is_bad_user_input(
+    server: LiveServer, alice: GraphQLClient
+) -> None:
+    first = await create_conversation(alice)
+    second = await create_conversation(alice)
+    await send_message(alice, first, "add task: one")
+    page = await alice.data(
+        "query($id: ID!) { conversation(id: $id) { messages(first: 1) { pageInfo { endCursor } } } }",
+        {"id": first},
+    )
+    cursor = page["conversation"]["messages"]["pageInfo"]["endCursor"]
+    async with connect(server.ws_url, bearer(alice.token or "")) as ws:
+        await ws.subscribe("1", MESSAGE_ADDED_AFTER, {"conversationId": second, "after": cursor})
+        assert await operation_error_codes(ws, "1") == ["BAD_USER_INPUT"]
