@@ -26,9 +26,11 @@ def system_message(today: date) -> ChatMessage:
 def history_messages(history: list[Message]) -> list[ChatMessage]:
     """Stored messages as chat messages, oldest first. An assistant reply that used tools
     is replayed as its tool calls, their results, then its text, so the model can
-    follow up on what it did."""
+    follow up on what it did. A window that opens on a reply starts at the next
+    question instead, so the model never sees an answer without its question."""
+    start = next((i for i, m in enumerate(history) if m.role == MessageRole.USER), len(history))
     messages: list[ChatMessage] = []
-    for message in history:
+    for message in history[start:]:
         if message.role == MessageRole.USER:
             messages.append({"role": "user", "content": message.content})
             continue

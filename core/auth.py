@@ -66,6 +66,8 @@ class TokenVerifier:
         return Principal(subject, datetime.fromtimestamp(claims["exp"], UTC))
 
     async def _key_for(self, token: str) -> Any:
+        """The secret, or the JWK itself: a JWK binds its algorithm, so a token whose
+        `alg` does not fit the key is refused instead of crashing the key preparation."""
         if self._jwks is None:
             return self._secret
         kid = jwt.get_unverified_header(token).get("kid")
@@ -74,13 +76,13 @@ class TokenVerifier:
         if cached is not None:
             for jwk in cached.keys:
                 if jwk.key_id == kid:
-                    return jwk.key
+                    return jwk
         # unknown kid (first use, or the issuer rotated keys): fetch, off the event loop
         try:
             signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
         except jwt.PyJWKClientError as error:
             raise jwt.InvalidTokenError(str(error)) from None
-        return signing_key.key
+        return signing_key
 
 
 def parse_ttl(text: str) -> timedelta:

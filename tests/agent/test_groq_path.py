@@ -430,9 +430,9 @@ async def test_history_sent_is_bounded_by_history_limit_oldest_first(
 
     requests = standin.chat_requests
 
-    assert [len(request.messages) for request in requests] == [2, 4, 5, 5]
+    # a window of 4 that would open on a reply starts at the next question instead
+    assert [len(request.messages) for request in requests] == [2, 4, 4, 4]
     assert [(m["role"], m["content"]) for m in requests[-1].messages[1:]] == [
-        ("assistant", "reply 2"),
         ("user", "question 3"),
         ("assistant", "reply 3"),
         ("user", "question 4"),

@@ -79,7 +79,10 @@ REFUSED = (401, None, ["UNAUTHENTICATED"])
 
 def _outcome(response: httpx.Response) -> tuple[int, Any, list[str]]:
     """(status, data, error codes): what a client sees, comparable across many cases."""
-    payload = response.json()
+    try:
+        payload = response.json()
+    except ValueError:  # not even JSON: show what came instead
+        return response.status_code, response.text, []
     codes = [error["extensions"]["code"] for error in payload.get("errors") or []]
     return response.status_code, payload.get("data"), codes
 
@@ -151,6 +154,17 @@ def _without_exp(subject: str) -> str:
     return "Bearer " + _hs256(claims)
 
 
+def _with_sub(value: Any) -> Callable[[str], str]:
+    def make(subject: str) -> str:
+        return "Bearer " + _hs256({**_claims(subject), "sub": value})
+
+    return make
+
+
+def _exp_not_a_number(subject: str) -> str:
+    return "Bearer " + _hs256({**_claims(subject), "exp": "tomorrow"})
+
+
 def _tampered_sub(subject: str) -> str:
     """A valid token of another user whose payload is edited to claim the victim."""
     header, payload, signature = token_for(f"mallory-{uuid.uuid4()}").split(".")
@@ -166,6 +180,10 @@ BAD_AUTHORIZATIONS: dict[str, Callable[[str], str]] = {
     "not_yet_valid": _not_yet_valid,
     "without_sub": _without_sub,
     "without_exp": _without_exp,
+    "empty_sub": _with_sub(""),
+    "numeric_sub": _with_sub(12345),
+    "sub_longer_than_255": _with_sub("s" * 256),
+    "exp_not_a_number": _exp_not_a_number,
     "tampered_sub": _tampered_sub,
     "garbage_abc": lambda _: "Bearer abc",
     "garbage_three_segments": lambda _: "Bearer a.b.c",
@@ -225,21 +243,21 @@ async def test_request_without_token_gets_unauthenticated_for_user_data(server: 
     assert payload["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-_SOME_CONVERSATION_ID = to_global_id("Conversation", uuid.uuid4())
+_SOME_CONVERSATION_ID = to_global_id("Conversation", uuid.UUID(int=1))
+ANONYMOUS_QUERIES = {
+    "tasks": "{ tasks { totalCount } }",
+    "conversations": "{ conversations { totalCount } }",
+    "conversation": f'{{ conversation(id: "{_SOME_CONVERSATION_ID}") {{ id }} }}',
+    "task": f'{{ task(id: "{to_global_id("Task", uuid.UUID(int=1))}") {{ id }} }}',
+    "node": f'{{ node(id: "{_SOME_CONVERSATION_ID}") {{ id }} }}',
+    "createTask": 'mutation { createTask(input: {title: "anonymous"}) { task { id } } }',
+    "createConversation": (
+        'mutation { createConversation(input: {title: "anonymous"}) { conversation { id } } }'
+    ),
+}
 
 
-@pytest.mark.parametrize(
-    "query",
-    [
-        "{ tasks { totalCount } }",
-        "{ conversations { totalCount } }",
-        f'{{ conversation(id: "{_SOME_CONVERSATION_ID}") {{ id }} }}',
-        f'{{ task(id: "{to_global_id("Task", uuid.uuid4())}") {{ id }} }}',
-        f'{{ node(id: "{_SOME_CONVERSATION_ID}") {{ id }} }}',
-        'mutation { createTask(input: {title: "anonymous"}) { task { id } } }',
-        'mutation { createConversation(input: {title: "anonymous"}) { conversation { id } } }',
-    ],
-)
+@pytest.mark.parametrize("query", ANONYMOUS_QUERIES.values(), ids=ANONYMOUS_QUERIES)
 async def test_every_user_data_field_answers_unauthenticated_without_token(
     server: LiveServer, query: str
 ) -> None:
@@ -444,6 +462,15 @@ def _jwks_without_sub(subject: str) -> str:
     return _served_keys()["EdDSA"].sign(claims)
 
 
+def _jwks_rs256_under_the_ec_kid(subject: str) -> str:
+    """The kid names the EC key, the header claims RS256: the key type does not fit."""
+    return _signing_key("RS256", kid=_served_keys()["ES256"].kid).sign(_claims(subject))
+
+
+def _jwks_es256_under_the_eddsa_kid(subject: str) -> str:
+    return _signing_key("ES256", kid=_served_keys()["EdDSA"].kid).sign(_claims(subject))
+
+
 BAD_JWKS_TOKENS: dict[str, Callable[[str], str]] = {
     "unknown_kid": _jwks_unknown_kid,
     "listed_kid_but_other_key": _jwks_listed_kid_but_other_key,
@@ -467,6 +494,22 @@ async def test_jwks_mode_refuses_tokens_it_cannot_verify(jwks_server: LiveServer
         assert subject not in response.text
         outcomes[case] = _outcome(response)
     assert outcomes == dict.fromkeys(BAD_JWKS_TOKENS, REFUSED)
+
+
+async def test_jwks_token_whose_alg_does_not_fit_the_kids_key_is_401_not_500(
+    jwks_server: LiveServer,
+) -> None:
+    """Regression: the key type check of PyJWT raised TypeError, answered as a bare 500."""
+    subject = f"user-{uuid.uuid4()}"
+    outcomes = {
+        "rs256_under_the_ec_kid": _outcome(
+            await _post(jwks_server, f"Bearer {_jwks_rs256_under_the_ec_kid(subject)}")
+        ),
+        "es256_under_the_eddsa_kid": _outcome(
+            await _post(jwks_server, f"Bearer {_jwks_es256_under_the_eddsa_kid(subject)}")
+        ),
+    }
+    assert outcomes == dict.fromkeys(outcomes, REFUSED)
 
 
 async def test_jwks_key_rotation_new_kid_is_fetched_and_accepted(

@@ -331,3 +331,25 @@ async def test_cursor_from_another_users_list_is_refused(
         ),
     }
     assert outcomes == dict.fromkeys(outcomes, "BAD_USER_INPUT")
+
+
+async def test_same_client_message_id_from_two_users_never_replays_the_other_users_turn(
+    alice: GraphQLClient, bob: GraphQLClient
+) -> None:
+    key = f"retry-key-{uuid.uuid4()}"
+    alice_turn = await alice.data(
+        SEND_MESSAGE, {"input": {"content": "add a task to buy milk", "clientMessageId": key}}
+    )
+    bob_turn = await bob.data(
+        SEND_MESSAGE, {"input": {"content": "remind me to call mom", "clientMessageId": key}}
+    )
+
+    alice_ids = {alice_turn["sendMessage"][part]["id"] for part in ("userMessage", "message")}
+    bob_ids = {bob_turn["sendMessage"][part]["id"] for part in ("userMessage", "message")}
+    assert alice_ids.isdisjoint(bob_ids)
+    assert (
+        bob_turn["sendMessage"]["conversation"]["id"]
+        != alice_turn["sendMessage"]["conversation"]["id"]
+    )
+    bob_tasks = await bob.data("{ tasks { edges { node { title } } } }")
+    assert [edge["node"]["title"] for edge in bob_tasks["tasks"]["edges"]] == ["call mom"]
