@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from alembic import context
 from sqlalchemy.engine import Connection
 
+from alembic import context
 from core.config import Settings
 from db.engine import create_engine
 from db.models import Base

@@ -105,9 +105,13 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def gql(http: httpx.AsyncClient, auth: str, query: str, variables: dict[str, Any] | None = None) -> Any:
+async def gql(
+    http: httpx.AsyncClient, auth: str, query: str, variables: dict[str, Any] | None = None
+) -> Any:
     response = await http.post(
-        "/graphql", json={"query": query, "variables": variables or {}}, headers={"Authorization": auth}
+        "/graphql",
+        json={"query": query, "variables": variables or {}},
+        headers={"Authorization": auth},
     )
     payload = response.json()
     if payload.get("errors"):
@@ -120,9 +124,16 @@ LIST_QUERY = "{ tasks(first: 20) { edges { node { id title status } } } }"
 
 async def bench_list(base: str, seconds: float, concurrency: int = 16) -> dict[str, float]:
     auth = f"Bearer {token('bench-list')}"
-    async with httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=concurrency)) as http:
+    async with httpx.AsyncClient(
+        base_url=base, limits=httpx.Limits(max_connections=concurrency)
+    ) as http:
         for i in range(20):
-            await gql(http, auth, "mutation($t: String!) { createTask(input: {title: $t}) { task { id } } }", {"t": f"task {i}"})
+            await gql(
+                http,
+                auth,
+                "mutation($t: String!) { createTask(input: {title: $t}) { task { id } } }",
+                {"t": f"task {i}"},
+            )
         latencies: list[float] = []
         deadline = time.perf_counter() + seconds
 
@@ -147,7 +158,9 @@ async def bench_turn(base: str, turns: int = 60) -> dict[str, float]:
     auth = f"Bearer {token('bench-turn-' + uuid.uuid4().hex)}"
     timings: list[float] = []
     async with httpx.AsyncClient(base_url=base) as http:
-        data = await gql(http, auth, 'mutation { createConversation(input: {}) { conversation { id } } }')
+        data = await gql(
+            http, auth, "mutation { createConversation(input: {}) { conversation { id } } }"
+        )
         conversation_id = data["createConversation"]["conversation"]["id"]
         for i in range(turns):
             started = time.perf_counter()
@@ -155,7 +168,10 @@ async def bench_turn(base: str, turns: int = 60) -> dict[str, float]:
                 http,
                 auth,
                 "mutation($c: ID!, $t: String!) { sendMessage(input: {conversationId: $c, content: $t}) { message { id } } }",
-                {"c": conversation_id, "t": f"add a task to item {i}" if i % 2 else "list my tasks"},
+                {
+                    "c": conversation_id,
+                    "t": f"add a task to item {i}" if i % 2 else "list my tasks",
+                },
             )
             timings.append(time.perf_counter() - started)
         simple: list[float] = []
@@ -171,7 +187,9 @@ async def bench_turn(base: str, turns: int = 60) -> dict[str, float]:
 
 
 async def subscribe(ws_url: str, auth: str, conversation_id: str) -> websockets.ClientConnection:
-    socket_ = await websockets.connect(ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")])
+    socket_ = await websockets.connect(
+        ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
+    )
     await socket_.send(json.dumps({"type": "connection_init", "payload": {"authorization": auth}}))
     ack = json.loads(await socket_.recv())
     assert ack["type"] == "connection_ack", ack
@@ -194,29 +212,42 @@ async def bench_idle(base: str, pid: int, count: int = 1000) -> dict[str, float]
     auth = f"Bearer {token('bench-idle')}"
     ws_url = base.replace("http", "ws") + "/graphql"
     async with httpx.AsyncClient(base_url=base) as http:
-        data = await gql(http, auth, 'mutation { createConversation(input: {}) { conversation { id } } }')
+        data = await gql(
+            http, auth, "mutation { createConversation(input: {}) { conversation { id } } }"
+        )
     conversation_id = data["createConversation"]["conversation"]["id"]
     await asyncio.sleep(0.5)
     before = rss_mb(pid)
     sockets = []
     for start in range(0, count, 100):
         sockets += await asyncio.gather(
-            *(subscribe(ws_url, auth, conversation_id) for _ in range(start, min(count, start + 100)))
+            *(
+                subscribe(ws_url, auth, conversation_id)
+                for _ in range(start, min(count, start + 100))
+            )
         )
     await asyncio.sleep(1.0)
     after = rss_mb(pid)
     for socket_ in sockets:
         await socket_.close()
-    return {"rss_before_mb": before, "rss_after_mb": after, "kb_per_subscription": (after - before) * 1024 / count}
+    return {
+        "rss_before_mb": before,
+        "rss_after_mb": after,
+        "kb_per_subscription": (after - before) * 1024 / count,
+    }
 
 
 async def bench_fanout(database_url: str, rounds: int = 20) -> dict[str, float]:
     auth = f"Bearer {token('bench-fanout')}"
     async with server(database_url) as (base_a, _), server(database_url) as (base_b, _):
         async with httpx.AsyncClient(base_url=base_b) as http:
-            data = await gql(http, auth, 'mutation { createConversation(input: {}) { conversation { id } } }')
+            data = await gql(
+                http, auth, "mutation { createConversation(input: {}) { conversation { id } } }"
+            )
             conversation_id = data["createConversation"]["conversation"]["id"]
-            socket_ = await subscribe(base_a.replace("http", "ws") + "/graphql", auth, conversation_id)
+            socket_ = await subscribe(
+                base_a.replace("http", "ws") + "/graphql", auth, conversation_id
+            )
             await asyncio.sleep(0.3)
             latencies: list[float] = []
             for i in range(rounds):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +15,8 @@ import jwt
 from core.config import Settings
 from core.errors import Unauthenticated
 
+VERIFIED_TOKEN_CACHE_SIZE = 10_000
+VERIFIED_TOKEN_TTL_SECONDS = 300
 SECRET_ALGORITHMS = ["HS256"]
 JWKS_ALGORITHMS = ["RS256", "ES256", "EdDSA"]
 _BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
@@ -34,6 +38,10 @@ class TokenVerifier:
         else:
             self._secret = settings.signing_secret
             self._algorithms = SECRET_ALGORITHMS
+        # A verified token, by its exact text: skips the signature check on the next
+        # requests (the expiry is still checked each time; entries are re-verified after a
+        # few minutes, so a key withdrawn from the JWKS stops working soon after).
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     async def verify_header(self, authorization: str) -> Principal:
         match = _BEARER.match(authorization)
@@ -42,6 +50,22 @@ class TokenVerifier:
         return await self.verify(match.group(1))
 
     async def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        now = time.monotonic()
+        if cached is not None:
+            principal, checked_at = cached
+            fresh = now - checked_at < VERIFIED_TOKEN_TTL_SECONDS
+            leeway = timedelta(seconds=self._settings.jwt_leeway_seconds)
+            if fresh and datetime.now(UTC) < principal.expires_at + leeway:
+                return principal
+            del self._verified[token]
+        principal = await self._verify(token)
+        self._verified[token] = (principal, now)
+        if len(self._verified) > VERIFIED_TOKEN_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> Principal:
         try:
             key = await self._key_for(token)
             claims: dict[str, Any] = jwt.decode(
@@ -75,7 +99,8 @@ class TokenVerifier:
         cached = cache.get() if cache is not None else None
         if cached is not None:
             for jwk in cached.keys:
-                if jwk.key_id == kid:
+                # like PyJWKClient: only signing keys verify signatures
+                if jwk.key_id == kid and jwk.public_key_use in (None, "sig"):
                     return jwk
         # unknown kid (first use, or the issuer rotated keys): fetch, off the event loop
         try:

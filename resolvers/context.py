@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,26 @@ if TYPE_CHECKING:
     from services.chat import ChatService
 
 
+class KnownUsers:
+    """Subject → user row, for users already seen by this instance. A user row never
+    changes once created, so this saves a lookup per request without going stale."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._users: OrderedDict[str, User] = OrderedDict()
+
+    def get(self, subject: str) -> User | None:
+        user = self._users.get(subject)
+        if user is not None:
+            self._users.move_to_end(subject)
+        return user
+
+    def add(self, subject: str, user: User) -> None:
+        self._users[subject] = user
+        if len(self._users) > self._capacity:
+            self._users.popitem(last=False)
+
+
 @dataclass(slots=True)
 class Services:
     """What the app builds once at start-up and every request shares."""
@@ -36,7 +57,7 @@ class Services:
     cursors: CursorCodec
     broker: Broker
     chat: ChatService
-    extras: dict[str, Any] = field(default_factory=dict)
+    known_users: KnownUsers = field(default_factory=KnownUsers)
 
 
 class Context(BaseContext):
@@ -80,7 +101,11 @@ class Context(BaseContext):
     @asynccontextmanager
     async def fork(self) -> AsyncIterator[Context]:
         """A context of its own (session, lock, loaders) for one long operation."""
-        child = Context(self.services, self.principal, self.request_id, self.operation_name)
+        # long-lived: each read ends its transaction, or a subscription would keep
+        # reading one old snapshot (SQLite) and never see new messages
+        child = Context(
+            self.services, self.principal, self.request_id, self.operation_name, long_lived=True
+        )
         child._user = self._user
         try:
             yield child
@@ -93,22 +118,38 @@ class Context(BaseContext):
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
+        """Reads of one request share one transaction (one snapshot, and no BEGIN and
+        COMMIT round trips per read); it ends before a write and when the request does.
+        A WebSocket's context ends it after every read instead."""
         async with self._session_lock:
             session = self._ensure_session()
-            async with session.begin():
+            try:
                 yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            if self.long_lived:
+                await session.commit()
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: everything inside commits together or not at all."""
-        async with self._session_lock, write_transaction(self._ensure_session()) as session:
-            yield session
+        async with self._session_lock:
+            session = await self._end_reads()
+            async with write_transaction(session):
+                yield session
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[AsyncSession]:
         """The session, for a use case that runs several units of work of its own."""
         async with self._session_lock:
-            yield self._ensure_session()
+            yield await self._end_reads()
+
+    async def _end_reads(self) -> AsyncSession:
+        session = self._ensure_session()
+        if session.in_transaction():
+            await session.commit()
+        return session
 
     def _ensure_session(self) -> AsyncSession:
         if self._session is None:
@@ -134,6 +175,10 @@ class Context(BaseContext):
         return await self._user_lookup
 
     async def _find_or_create_user(self, subject: str) -> User:
+        known = self.services.known_users.get(subject)
+        if known is not None:
+            self._user = known
+            return known
         async with self.reading() as session:
             user = await user_queries.find_user(session, subject)
         if user is None:
@@ -142,6 +187,7 @@ class Context(BaseContext):
         # Detached, so a rollback later in the request (a key replayed after a conflict)
         # cannot expire it: reading an expired id would be IO outside a greenlet.
         self._ensure_session().expunge(user)
+        self.services.known_users.add(subject, user)
         self._user = user
         return user
 

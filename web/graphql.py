@@ -127,8 +127,7 @@ class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
         context.extras["expiry"] = asyncio.create_task(
             _close_at_expiry(
                 websocket,
-                principal.expires_at
-                + timedelta(seconds=self.services.settings.jwt_leeway_seconds),
+                principal.expires_at + timedelta(seconds=self.services.settings.jwt_leeway_seconds),
             )
         )
         return None

@@ -509,7 +509,8 @@ async def test_message_added_after_a_cursor_delivers_what_was_missed_first(
     seen = await send_message(alice, conversation_id, "add task: first")
     missed = await send_message(alice, conversation_id, "add task: second")
     page = await alice.data(
-        "query($id: ID!) { conversation(id: $id) { messages(first: 2) { pageInfo { endCursor } } } }",
+        "query($id: ID!) { conversation(id: $id) { messages(first: 2) {"
+        " pageInfo { endCursor } } } }",
         {"id": conversation_id},
     )
     cursor = page["conversation"]["messages"]["pageInfo"]["endCursor"]
@@ -536,7 +537,8 @@ async def test_message_added_with_a_foreign_cursor_is_bad_user_input(
     second = await create_conversation(alice)
     await send_message(alice, first, "add task: one")
     page = await alice.data(
-        "query($id: ID!) { conversation(id: $id) { messages(first: 1) { pageInfo { endCursor } } } }",
+        "query($id: ID!) { conversation(id: $id) { messages(first: 1) {"
+        " pageInfo { endCursor } } } }",
         {"id": first},
     )
     cursor = page["conversation"]["messages"]["pageInfo"]["endCursor"]
