@@ -186,25 +186,28 @@ async def bench_turn(base: str, turns: int = 60) -> dict[str, float]:
     }
 
 
-async def subscribe(ws_url: str, auth: str, conversation_id: str) -> websockets.ClientConnection:
+async def subscribe(
+    ws_url: str, auth: str, conversation_id: str, operations: int = 1
+) -> websockets.ClientConnection:
     socket_ = await websockets.connect(
         ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
     )
     await socket_.send(json.dumps({"type": "connection_init", "payload": {"authorization": auth}}))
     ack = json.loads(await socket_.recv())
     assert ack["type"] == "connection_ack", ack
-    await socket_.send(
-        json.dumps(
-            {
-                "id": "1",
-                "type": "subscribe",
-                "payload": {
-                    "query": "subscription($c: ID!) { messageAdded(conversationId: $c) { id content } }",
-                    "variables": {"c": conversation_id},
-                },
-            }
+    for operation in range(operations):
+        await socket_.send(
+            json.dumps(
+                {
+                    "id": str(operation + 1),
+                    "type": "subscribe",
+                    "payload": {
+                        "query": "subscription($c: ID!) { messageAdded(conversationId: $c) { id content } }",
+                        "variables": {"c": conversation_id},
+                    },
+                }
+            )
         )
-    )
     return socket_
 
 
@@ -230,10 +233,19 @@ async def bench_idle(base: str, pid: int, count: int = 1000) -> dict[str, float]
     after = rss_mb(pid)
     for socket_ in sockets:
         await socket_.close()
+    await asyncio.sleep(1.0)
+    # the same number of subscriptions multiplexed over 10 sockets
+    base_rss = rss_mb(pid)
+    multiplexed = [await subscribe(ws_url, auth, conversation_id, count // 10) for _ in range(10)]
+    await asyncio.sleep(1.0)
+    multiplexed_rss = rss_mb(pid)
+    for socket_ in multiplexed:
+        await socket_.close()
     return {
         "rss_before_mb": before,
-        "rss_after_mb": after,
-        "kb_per_subscription": (after - before) * 1024 / count,
+        "rss_1000_sockets_mb": after,
+        "kb_per_socket_subscription": (after - before) * 1024 / count,
+        "kb_per_subscription_on_10_sockets": (multiplexed_rss - base_rss) * 1024 / count,
     }
 
 

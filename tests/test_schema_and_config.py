@@ -1,0 +1,55 @@
+"""The committed SDL matches the live schema; development settings behave as documented."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from core.config import Settings
+from schema.schema import print_sdl
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_committed_sdl_matches_the_live_schema() -> None:
+    committed = (ROOT / "schema" / "schema.graphql").read_text()
+    assert committed == print_sdl(), (
+        "schema/schema.graphql is stale: run 'python main.py schema > schema/schema.graphql'"
+    )
+
+
+@pytest.mark.parametrize(
+    "contract_line",
+    [
+        "sendMessage(input: SendMessageInput!): SendMessagePayload!",
+        "messageAdded(\n    conversationId: ID!",
+        "sendMessageStream(input: SendMessageInput!): ReplyEvent!",
+        "union ReplyEvent = UserMessageSaved | ReplyDelta | ToolCallCompleted | ReplyCompleted",
+        "interface Node",
+        "totalCount: Int!",
+    ],
+)
+def test_sdl_carries_the_contracts_names(contract_line: str) -> None:
+    assert contract_line in print_sdl()
+
+
+def test_development_secret_is_generated_once_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    first = Settings(_env_file=None, environment="development").signing_secret  # type: ignore[call-arg]
+    second = Settings(_env_file=None, environment="development").signing_secret  # type: ignore[call-arg]
+    assert first == second
+    assert len(first.encode()) >= 32
+    secret_file = tmp_path / ".taskchat-dev-secret"
+    assert secret_file.read_text().strip() == first
+    assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
+
+
+def test_agent_provider_defaults_to_groq_only_with_a_key() -> None:
+    assert Settings(_env_file=None, groq_api_key=None).resolved_agent_provider == "offline"  # type: ignore[call-arg]
+    assert Settings(_env_file=None, groq_api_key="k").resolved_agent_provider == "groq"  # type: ignore[call-arg]
