@@ -4,9 +4,10 @@ results in key order. Reached through `Context.loaders`."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from db import conversations as conversation_queries
@@ -27,16 +28,37 @@ class Loaders:
         self.task_by_id = TaskById(context)
 
 
-class ConversationById(DataLoader[uuid.UUID, Conversation | None]):
-    def __init__(self, context: Context) -> None:
-        async def load(keys: Sequence[uuid.UUID]) -> list[Conversation | None]:
+RowT = TypeVar("RowT", Conversation, Message, Task)
+FetchRows = Callable[[AsyncSession, uuid.UUID, Sequence[uuid.UUID]], Awaitable[list[RowT]]]
+
+
+class _RowsById(DataLoader[uuid.UUID, RowT | None]):
+    """Rows of the current user by id, one statement per batch; `None` where absent."""
+
+    def __init__(self, context: Context, fetch: FetchRows[RowT]) -> None:
+        async def load(keys: Sequence[uuid.UUID]) -> list[RowT | None]:
             user_id = await context.user_id()
             async with context.reading() as session:
-                rows = await conversation_queries.get_conversations(session, user_id, keys)
+                rows = await fetch(session, user_id, keys)
             found = {row.id: row for row in rows}
             return [found.get(key) for key in keys]
 
         super().__init__(load_fn=load)
+
+
+class ConversationById(_RowsById[Conversation]):
+    def __init__(self, context: Context) -> None:
+        super().__init__(context, conversation_queries.get_conversations)
+
+
+class MessageById(_RowsById[Message]):
+    def __init__(self, context: Context) -> None:
+        super().__init__(context, message_queries.get_messages)
+
+
+class TaskById(_RowsById[Task]):
+    def __init__(self, context: Context) -> None:
+        super().__init__(context, task_queries.get_tasks)
 
 
 class MessageCountByConversation(DataLoader[uuid.UUID, int]):
@@ -57,29 +79,5 @@ class LastMessageByConversation(DataLoader[uuid.UUID, Message | None]):
             async with context.reading() as session:
                 newest = await message_queries.last_messages(session, user_id, keys)
             return [newest.get(key) for key in keys]
-
-        super().__init__(load_fn=load)
-
-
-class MessageById(DataLoader[uuid.UUID, Message | None]):
-    def __init__(self, context: Context) -> None:
-        async def load(keys: Sequence[uuid.UUID]) -> list[Message | None]:
-            user_id = await context.user_id()
-            async with context.reading() as session:
-                rows = await message_queries.get_messages(session, user_id, keys)
-            found = {row.id: row for row in rows}
-            return [found.get(key) for key in keys]
-
-        super().__init__(load_fn=load)
-
-
-class TaskById(DataLoader[uuid.UUID, Task | None]):
-    def __init__(self, context: Context) -> None:
-        async def load(keys: Sequence[uuid.UUID]) -> list[Task | None]:
-            user_id = await context.user_id()
-            async with context.reading() as session:
-                rows = await task_queries.get_tasks(session, user_id, keys)
-            found = {row.id: row for row in rows}
-            return [found.get(key) for key in keys]
 
         super().__init__(load_fn=load)

@@ -112,7 +112,6 @@ class ChatService:
                         )
                     else:
                         conversation = await require_conversation(session, user_id, target_id)
-                    await self._check_rate_limit(session, user_id)
                     user_message = await message_queries.add_message(
                         session,
                         conversation_id=conversation.id,
@@ -121,12 +120,8 @@ class ChatService:
                         content=text,
                         client_message_id=key,
                     )
-                    run = await run_queries.start_run(
-                        session,
-                        user_id=user_id,
-                        conversation_id=conversation.id,
-                        user_message_id=user_message.id,
-                    )
+                    # refused by the rate limit: the rollback takes the message back too
+                    run_id = await self._start_run(session, user_id, conversation.id, user_message)
             except IntegrityError:
                 # the same key committed by a concurrent request: its result is returned
                 # below, once this lock is released (the replay takes it again)
@@ -141,7 +136,7 @@ class ChatService:
             else:
                 await self._saved(conversation.id, user_message, listener)
                 reply = await self._answer(
-                    session, user_id, conversation, user_message, run.id, listener
+                    session, user_id, conversation, user_message, run_id, listener
                 )
         if duplicate_of is not None:
             return await self._replay(session, user_id, duplicate_of, conversation_id, listener)
@@ -177,17 +172,11 @@ class ChatService:
                         )
                 else:
                     question = last
-                await self._check_rate_limit(session, user_id)
-                run = await run_queries.start_run(
-                    session,
-                    user_id=user_id,
-                    conversation_id=conversation.id,
-                    user_message_id=question.id,
-                )
+                run_id = await self._start_run(session, user_id, conversation.id, question)
             await self._saved(conversation.id, question, listener, publish=False)
             previous = last if last.role == MessageRole.ASSISTANT else None
             reply = await self._answer(
-                session, user_id, conversation, question, run.id, listener, replaces=previous
+                session, user_id, conversation, question, run_id, listener, replaces=previous
             )
         return TurnRows(await self._reload(session, user_id, conversation.id), question, reply)
 
@@ -214,16 +203,10 @@ class ChatService:
                 reply = await message_queries.live_reply_to(session, earlier.id)
             if reply is None:
                 async with write_transaction(session):
-                    await self._check_rate_limit(session, user_id)
-                    run = await run_queries.start_run(
-                        session,
-                        user_id=user_id,
-                        conversation_id=conversation.id,
-                        user_message_id=earlier.id,
-                    )
+                    run_id = await self._start_run(session, user_id, conversation.id, earlier)
                 await self._saved(conversation.id, earlier, listener, publish=False)
                 reply = await self._answer(
-                    session, user_id, conversation, earlier, run.id, listener
+                    session, user_id, conversation, earlier, run_id, listener
                 )
             else:
                 await self._saved(conversation.id, earlier, listener, publish=False)
@@ -246,6 +229,20 @@ class ChatService:
             await self._broker.publish(conversation_id, message.id)
         if listener.user_message_saved is not None:
             await listener.user_message_saved(message)
+
+    async def _start_run(
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        question: Message,
+    ) -> uuid.UUID:
+        """Records a turn about to run, unless the user is over the rate limit."""
+        await self._check_rate_limit(session, user_id)
+        run = await run_queries.start_run(
+            session, user_id=user_id, conversation_id=conversation_id, user_message_id=question.id
+        )
+        return run.id
 
     async def _check_rate_limit(self, session: AsyncSession, user_id: uuid.UUID) -> None:
         now = utcnow()
