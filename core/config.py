@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     max_query_depth: int = 12
     max_query_aliases: int = 30
     max_query_tokens: int = 2000
+    max_query_cost: int = 10_000
     ws_max_subscriptions_per_connection: int = 20
     ws_max_connections_per_user: int = 20
     ws_queue_size: int = 256

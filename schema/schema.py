@@ -20,7 +20,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from core.config import Settings
-from schema.extensions import CachedParsing, ErrorCodes
+from schema.extensions import CachedParsing, ErrorCodes, MaxQueryCost
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.subscription import Subscription
@@ -49,6 +49,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         CachedParsing,
         lambda: AddValidationRules(limit_rules),
         lambda: ValidationCache(maxsize=512),
+        lambda: MaxQueryCost(settings.max_query_cost),
     ]
     if settings.is_production:
         extensions.append(DisableIntrospection)

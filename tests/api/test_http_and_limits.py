@@ -36,6 +36,32 @@ async def test_too_many_tokens_is_too_complex(alice: GraphQLClient) -> None:
     assert await alice.error_code(f"{{ me {{ {fields} }} }}") == "QUERY_TOO_COMPLEX"
 
 
+async def test_nested_pages_beyond_the_cost_limit_are_too_complex(alice: GraphQLClient) -> None:
+    """100 conversations x 100 messages x 100 messages: shallow enough, far too costly."""
+    query = """{ conversations(first: 100) { edges { node {
+        messages(first: 100) { edges { node { conversation {
+            messages(first: 100) { edges { node { id } } } } } } } } } } }"""
+    payload = await alice.execute(query)
+    assert payload["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert "cost" in payload["errors"][0]["message"]
+
+
+async def test_page_sizes_in_variables_are_costed_by_their_values(alice: GraphQLClient) -> None:
+    query = """query($n: Int) { conversations(first: $n) { edges { node {
+        messages(first: $n) { edges { node { id content role createdAt } } } } } } }"""
+    assert await alice.error_code(query, {"n": 100}) == "QUERY_TOO_COMPLEX"
+    data = await alice.data(query, {"n": 10})
+    assert data == {"conversations": {"edges": []}}
+
+
+async def test_a_typical_screen_is_within_the_cost_limit(alice: GraphQLClient) -> None:
+    query = """{ conversations(first: 20) { totalCount edges { cursor node {
+        id title updatedAt messageCount lastMessage { id role content createdAt }
+        messages(last: 20) { edges { node { id role content toolCalls { name ok } } } } } } } }"""
+    data = await alice.data(query)
+    assert data["conversations"]["totalCount"] == 0
+
+
 async def test_a_modest_query_is_within_limits(alice: GraphQLClient) -> None:
     data = await alice.data(
         "{ conversations(first: 5) { edges { node { lastMessage { conversation { title } } } } } }"
