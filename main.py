@@ -47,7 +47,7 @@ def _cursor_secret(settings: Settings) -> str:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(json=settings.is_production)
+    configure_logging(json=settings.is_production, level=settings.log_level)
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
     broker = build_broker(engine, settings.database_url)
     provider = build_provider(settings)
@@ -146,6 +146,9 @@ def _serve(settings: Settings) -> None:
         ws="websockets-sansio",
         log_level="warning",
         proxy_headers=True,
+        # keepalive: a peer that stops answering pings (or stops reading) is dropped
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
     )
 
 

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=5000, ge=1)
     rate_limit_per_minute: int = Field(default=20, ge=1)
 
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
     host: str = "127.0.0.1"
     port: int = 8000
 

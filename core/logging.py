@@ -8,7 +8,7 @@ import sys
 import structlog
 
 
-def configure_logging(*, json: bool, level: int = logging.INFO) -> None:
+def configure_logging(*, json: bool, level: str = "info") -> None:
     processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -20,7 +20,7 @@ def configure_logging(*, json: bool, level: int = logging.INFO) -> None:
     )
     structlog.configure(
         processors=[*processors, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
