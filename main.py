@@ -48,7 +48,9 @@ def _cursor_secret(settings: Settings) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(json=settings.is_production, level=settings.log_level)
-    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = create_engine(
+        settings.database_url, pool_size=settings.db_pool_size, pre_ping=settings.db_pool_pre_ping
+    )
     broker = build_broker(engine, settings.database_url)
     provider = build_provider(settings)
     services = Services(

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     ws_max_connections_per_user: int = 20
     ws_queue_size: int = 256
     db_pool_size: int = 10
+    db_pool_pre_ping: bool = True
 
     @model_validator(mode="after")
     def _check_keys(self) -> Settings:

@@ -33,7 +33,7 @@ class CursorCodec:
     def encode(self, kind: str, scope: str, key: Sequence[KeyPart]) -> str:
         values = [v.isoformat() if isinstance(v, datetime) else _plain(v) for v in key]
         payload = orjson.dumps([kind, scope, values])
-        mac = hmac.new(self._key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+        mac = hmac.digest(self._key, payload, "sha256")[:_MAC_BYTES]
         return base64.urlsafe_b64encode(mac + payload).decode().rstrip("=")
 
     def decode(
@@ -45,7 +45,7 @@ class CursorCodec:
         except (ValueError, binascii.Error):
             raise invalid from None
         mac, payload = raw[:_MAC_BYTES], raw[_MAC_BYTES:]
-        expected = hmac.new(self._key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+        expected = hmac.digest(self._key, payload, "sha256")[:_MAC_BYTES]
         if not hmac.compare_digest(mac, expected):
             raise invalid
         try:

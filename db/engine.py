@@ -18,15 +18,17 @@ from sqlalchemy.ext.asyncio import (
 SQLITE_WRITE = "taskchat_sqlite_write"
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(database_url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
     if database_url.startswith("sqlite"):
         return _create_sqlite_engine(database_url)
     return create_async_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
-        pool_pre_ping=True,
-        pool_recycle=1800,  # serverless PostgreSQL (Neon) closes idle connections
+        # serverless PostgreSQL (Neon) drops idle connections: check each one before use
+        # (costs a round trip per checkout) and replace them well before its idle timeout
+        pool_pre_ping=pre_ping,
+        pool_recycle=240,
     )
 
 
