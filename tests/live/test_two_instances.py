@@ -49,7 +49,7 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serve_process(database_url: str, log_path: Path) -> AsyncIterator[str]:
+async def serve_process(database_url: str, log_path: Path, **settings: str) -> AsyncIterator[str]:
     """`python main.py serve` in a child process; yields its base URL once /health is 200."""
     port = free_port()
     env = {
@@ -61,6 +61,7 @@ async def serve_process(database_url: str, log_path: Path) -> AsyncIterator[str]
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "RATE_LIMIT_PER_MINUTE": "1000",
+        **{name.upper(): value for name, value in settings.items()},
     }
     python = str(PYTHON if PYTHON.exists() else Path(sys.executable))
     with log_path.open("wb") as log:
@@ -213,3 +214,47 @@ async def test_subscriber_gets_messages_after_the_listen_connection_is_killed(
             next_data(await ws.next_message(timeout=5), "1")["messageAdded"] for _ in range(2)
         ]
         assert delivered == [data["sendMessage"]["userMessage"], data["sendMessage"]["message"]]
+
+
+async def test_two_processes_share_the_rate_limit_and_the_turn_lock(
+    database_urls: dict[str, str], tmp_path: Path
+) -> None:
+    """Two instances on one database: concurrent sends to one conversation through both
+    still come out question, answer, question, answer, and the per-user rate limit is
+    counted across both."""
+    database_url = database_urls["postgres"]
+    token = token_for(f"two-{uuid.uuid4()}")
+    async with (
+        serve_process(database_url, tmp_path / "a.log", rate_limit_per_minute="8") as url_a,
+        serve_process(database_url, tmp_path / "b.log", rate_limit_per_minute="8") as url_b,
+        httpx.AsyncClient(base_url=url_a, timeout=30) as http_a,
+        httpx.AsyncClient(base_url=url_b, timeout=30) as http_b,
+    ):
+        client_a, client_b = GraphQLClient(http_a, token), GraphQLClient(http_b, token)
+        conversation_id = await create_conversation(client_a)
+        sends = [
+            (client_a if n % 2 else client_b).data(
+                SEND_MESSAGE,
+                {"input": {"conversationId": conversation_id, "content": f"add task: item {n}"}},
+            )
+            for n in range(8)
+        ]
+        await asyncio.gather(*sends)
+        history = await client_b.data(
+            "query($id: ID!) { conversation(id: $id) { messages(first: 100) {"
+            " edges { node { role content } } } } }",
+            {"id": conversation_id},
+        )
+        messages = [e["node"] for e in history["conversation"]["messages"]["edges"]]
+        assert [m["role"] for m in messages] == ["USER", "ASSISTANT"] * 8
+        for question, answer in zip(messages[::2], messages[1::2], strict=True):
+            item = question["content"].removeprefix("add task: ")
+            assert f'"{item}"' in answer["content"]
+
+        # 8 turns a minute across both instances: the 9th is refused by either
+        for client in (client_a, client_b):
+            payload = await client.execute(
+                SEND_MESSAGE,
+                {"input": {"conversationId": conversation_id, "content": "add task: one more"}},
+            )
+            assert payload["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
