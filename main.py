@@ -49,7 +49,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(json=settings.is_production, level=settings.log_level)
     engine = create_engine(
-        settings.database_url, pool_size=settings.db_pool_size, pre_ping=settings.db_pool_pre_ping
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        pre_ping=settings.db_pool_pre_ping,
+        # on SQLite a write may wait behind a whole turn (model included)
+        sqlite_busy_seconds=max(30.0, settings.agent_timeout_seconds * 2 + 5),
+    )
+    # Turn locks hold a connection for a whole turn: they get a pool of their own, or
+    # concurrent turns could hold every connection while waiting for one to work with.
+    lock_engine = create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size * 4,
+        pre_ping=settings.db_pool_pre_ping,
     )
     broker = build_broker(engine, settings.database_url)
     provider = build_provider(settings)
@@ -62,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chat=ChatService(
             settings,
             provider,
-            build_turn_locks(engine, wait_seconds=settings.agent_timeout_seconds * 4),
+            build_turn_locks(lock_engine, wait_seconds=settings.agent_timeout_seconds * 4),
             broker,
         ),
     )
@@ -76,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await broker.stop()
             await provider.aclose()
             await engine.dispose()
+            await lock_engine.dispose()
 
     app = FastAPI(
         title="taskchat",

@@ -22,6 +22,7 @@ from core.ids import parse_global_id, to_global_id
 from db import tasks as task_queries
 from db.models import Task, TaskStatus
 from services import tasks as task_service
+from services.validation import TASK_TITLE_MAX, clean_text
 
 LIST_LIMIT = 50
 ToolResult = dict[str, Any]
@@ -109,17 +110,16 @@ async def _find_task(runtime: ToolRuntime, task_id: str | None, title: str | Non
         return task
     if not title or not title.strip():
         raise ToolError("name the task by task_id or title")
-    matches = await task_queries.find_tasks_by_title(
-        runtime.session, runtime.user_id, title.strip()
-    )
+    title = clean_text(title, "title", TASK_TITLE_MAX)
+    matches = await task_queries.find_tasks_by_title(runtime.session, runtime.user_id, title)
     if not matches:
-        raise ToolError(f'no task titled "{title.strip()}"')
+        raise ToolError(f'no task titled "{title}"')
     if len(matches) > 1:
         candidates = "; ".join(
             f'{to_global_id("Task", t.id)} "{t.title}" ({t.status.value})' for t in matches
         )
         raise ToolError(
-            f'{len(matches)} tasks are titled "{title.strip()}"; '
+            f'{len(matches)} tasks are titled "{title}"; '
             f"call again with task_id, one of: {candidates}"
         )
     return matches[0]

@@ -100,16 +100,18 @@ async def add_conversation(
     return conversation
 
 
-async def next_message_seq(session: AsyncSession, conversation_id: uuid.UUID, now: datetime) -> int:
-    """Claims the next message position and bumps `updated_at`, atomically."""
+async def next_message_seq(
+    session: AsyncSession, conversation_id: uuid.UUID, now: datetime
+) -> int | None:
+    """Claims the next message position and bumps `updated_at`, atomically; `None` if the
+    conversation was deleted meanwhile (the UPDATE re-checks that after any lock wait)."""
     seq = await session.scalar(
         update(Conversation)
-        .where(Conversation.id == conversation_id)
+        .where(Conversation.id == conversation_id, Conversation.deleted_at.is_(None))
         .values(last_seq=Conversation.last_seq + 1, updated_at=now)
         .returning(Conversation.last_seq)
     )
-    assert seq is not None
-    return int(seq)
+    return None if seq is None else int(seq)
 
 
 async def soft_delete_conversation(session: AsyncSession, conversation: Conversation) -> None:

@@ -18,13 +18,20 @@ from sqlalchemy.ext.asyncio import (
 SQLITE_WRITE = "taskchat_sqlite_write"
 
 
-def create_engine(database_url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+def create_engine(
+    database_url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    pre_ping: bool = True,
+    sqlite_busy_seconds: float = 30,
+) -> AsyncEngine:
     if database_url.startswith("sqlite"):
-        return _create_sqlite_engine(database_url)
+        return _create_sqlite_engine(database_url, sqlite_busy_seconds)
     return create_async_engine(
         database_url,
         pool_size=pool_size,
-        max_overflow=pool_size * 2,
+        max_overflow=pool_size * 2 if max_overflow is None else max_overflow,
         # serverless PostgreSQL (Neon) drops idle connections: check each one before use
         # (costs a round trip per checkout) and replace them well before its idle timeout
         pool_pre_ping=pre_ping,
@@ -32,10 +39,12 @@ def create_engine(database_url: str, *, pool_size: int = 10, pre_ping: bool = Tr
     )
 
 
-def _create_sqlite_engine(database_url: str) -> AsyncEngine:
+def _create_sqlite_engine(database_url: str, busy_seconds: float) -> AsyncEngine:
+    """SQLite has one writer at a time: a writer waits up to `busy_seconds` for the lock
+    (a turn holds it while the model answers, see services/chat.py)."""
     engine = create_async_engine(
         database_url,
-        connect_args={"timeout": 30},
+        connect_args={"timeout": busy_seconds},
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -46,7 +55,7 @@ def _create_sqlite_engine(database_url: str) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -11,6 +11,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from core.errors import NotFound
 from db.conversations import next_message_seq
 from db.models import Message, MessageRole, MessageStatus
 from db.pagination import Page, SortKey, Window, fetch_page, key_of
@@ -126,6 +127,8 @@ async def add_message(
 ) -> Message:
     now = utcnow()
     seq = await next_message_seq(session, conversation_id, now)
+    if seq is None:
+        raise NotFound("conversation")
     message = Message(
         id=uuid.uuid4(),
         conversation_id=conversation_id,

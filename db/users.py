@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,3 +28,10 @@ async def create_user(session: AsyncSession, subject: str) -> User:
     user = await find_user(session, subject)
     assert user is not None
     return user
+
+
+async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Serialises the transactions of one user that take this lock (PostgreSQL row lock,
+    FOR NO KEY UPDATE so that inserts referencing the user are not blocked; SQLite
+    transactions that write are serialised anyway)."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import suppress
@@ -158,6 +159,24 @@ def _parse(query: str, max_tokens: int | None) -> DocumentNode:
     return parse(query, max_tokens=max_tokens)
 
 
+MAX_OPERATION_LABELS = 200
+_OPERATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_operation_labels: set[str] = set()
+
+
+def operation_label(name: str, *, is_authenticated: bool) -> str:
+    """Operation names are chosen by clients: only the first few hundred names of signed-in
+    clients become metric labels, so nobody can grow /metrics without end."""
+    if name in _operation_labels:
+        return name
+    if not is_authenticated:
+        return "unauthenticated"
+    if len(_operation_labels) < MAX_OPERATION_LABELS and _OPERATION_NAME.match(name):
+        _operation_labels.add(name)
+        return name
+    return "other"
+
+
 class CachedParsing(SchemaExtension):
     """Caches parsed documents. Unlike strawberry's ParserCache it does not raise from
     its hook: a document that fails to parse is left to strawberry, which reports the
@@ -226,6 +245,8 @@ class ErrorCodes(SchemaExtension):
     def _observe(self, result: Any, elapsed: float) -> None:
         context = self.execution_context.context
         operation = self.execution_context.operation_name or "anonymous"
+        principal = getattr(context, "principal", None)
+        label = operation_label(operation, is_authenticated=principal is not None)
         try:
             kind = self.execution_context.operation_type.value
         except RuntimeError:
@@ -234,9 +255,8 @@ class ErrorCodes(SchemaExtension):
         outcome = "ok"
         if errors:
             outcome = str((errors[0].extensions or {}).get("code", "INTERNAL_SERVER_ERROR"))
-        GRAPHQL_OPERATIONS.labels(operation, kind, outcome).inc()
-        GRAPHQL_DURATION.labels(operation, kind).observe(elapsed)
-        principal = getattr(context, "principal", None)
+        GRAPHQL_OPERATIONS.labels(label, kind, outcome).inc()
+        GRAPHQL_DURATION.labels(label, kind).observe(elapsed)
         log.info(
             "graphql operation",
             request_id=getattr(context, "request_id", None),

@@ -37,6 +37,7 @@ from core.metrics import AGENT_TURN_SECONDS, AGENT_TURNS
 from db import agent_runs as run_queries
 from db import conversations as conversation_queries
 from db import messages as message_queries
+from db import users as user_queries
 from db.locks import LocalTurnLocks, PostgresTurnLocks
 from db.models import Conversation, Message, MessageRole, RunStatus
 from db.transactions import write_transaction
@@ -245,6 +246,8 @@ class ChatService:
         return run.id
 
     async def _check_rate_limit(self, session: AsyncSession, user_id: uuid.UUID) -> None:
+        # concurrent turns of one user count one after another, on every instance
+        await user_queries.lock_user(session, user_id)
         now = utcnow()
         count, oldest = await run_queries.runs_since(session, user_id, now - run_queries.WINDOW)
         if count >= self._settings.rate_limit_per_minute:

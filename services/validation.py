@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from core.errors import BadUserInput
+
+# text that came through JSON escapes can hold halves of UTF-16 pairs; no database takes them
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 CONVERSATION_TITLE_MAX = 200
 TASK_TITLE_MAX = 500
@@ -20,6 +25,8 @@ def clean_text(value: str, field: str, max_chars: int) -> str:
         raise BadUserInput(f"{field} must be at most {max_chars} characters", field=field)
     if "\x00" in cleaned:
         raise BadUserInput(f"{field} must not contain NUL characters", field=field)
+    if _LONE_SURROGATE.search(cleaned):
+        raise BadUserInput(f"{field} must be valid Unicode text", field=field)
     return cleaned
 
 

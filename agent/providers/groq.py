@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import groq
+import httpx
 from groq import AsyncGroq
 
 from agent.providers.base import ChatMessage, DeltaSink, ModelReply, ToolCallRequest, ToolSpec
@@ -49,7 +50,7 @@ class GroqProvider:
             if on_delta is None:
                 return await self._complete(messages, tools)
             return await self._stream(messages, tools, on_delta)
-        except groq.APITimeoutError:
+        except (groq.APITimeoutError, httpx.TimeoutException):
             raise AgentTimeout() from None
         except groq.APIStatusError as error:
             log.warning("groq answered an error", status=error.status_code)
@@ -60,6 +61,10 @@ class GroqProvider:
         except groq.APIError:
             log.warning("groq answered something unreadable")
             raise AgentUnavailable("the model provider answered unexpectedly") from None
+        except httpx.TransportError:
+            # the SDK does not wrap errors raised while a stream is being read
+            log.warning("groq connection failed mid-stream")
+            raise AgentUnavailable("the model provider connection failed") from None
 
     def _arguments(self, messages: list[ChatMessage], tools: list[ToolSpec]) -> dict[str, Any]:
         arguments: dict[str, Any] = {"model": self._model, "messages": messages}

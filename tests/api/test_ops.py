@@ -46,3 +46,16 @@ async def test_metrics_count_operations_by_name_and_outcome(
     assert 'operation="MetricsProbeBad",outcome="BAD_USER_INPUT",type="query"' in body
     assert "taskchat_graphql_operation_seconds_bucket" in body
     assert "taskchat_db_pool_checked_out" in body
+
+
+async def test_operation_names_of_anonymous_clients_do_not_grow_metrics(
+    server: LiveServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        for n in range(50):
+            await http.post(
+                "/graphql", json={"query": f"query Probe{n}x{id(http)} {{ __typename }}"}
+            )
+        body = (await http.get("/metrics")).text
+    assert f"Probe0x{id(http)}" not in body
+    assert 'operation="unauthenticated"' in body
