@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Select, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from db.models import Conversation, ConversationStatus, Message
 from db.pagination import Page, SortKey, Window, fetch_page, key_of
@@ -20,10 +21,15 @@ recency_key = key_of("updated_at", "id")
 def _listed(
     user_id: uuid.UUID, status: ConversationStatus, search: str | None
 ) -> Select[Conversation]:
-    stmt = select(Conversation).where(
-        Conversation.user_id == user_id,
-        Conversation.status == status,
-        Conversation.deleted_at.is_(None),
+    stmt = (
+        select(Conversation)
+        # the list never shows metadata: don't fetch it (and fail loudly if read)
+        .options(defer(Conversation.meta, raiseload=True))
+        .where(
+            Conversation.user_id == user_id,
+            Conversation.status == status,
+            Conversation.deleted_at.is_(None),
+        )
     )
     if search:
         in_messages = exists().where(

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, defer
 
 from core.errors import NotFound
 from db.conversations import next_message_seq
@@ -22,8 +22,13 @@ order_key = key_of("seq")
 
 
 def _live(user_id: uuid.UUID) -> Select[Message]:
-    # soft-deleting a conversation soft-deletes its messages too, so one check suffices
-    return select(Message).where(Message.user_id == user_id, Message.deleted_at.is_(None))
+    # soft-deleting a conversation soft-deletes its messages too, so one check suffices;
+    # reads never show a message's metadata, so it is not fetched
+    return (
+        select(Message)
+        .options(defer(Message.meta, raiseload=True))
+        .where(Message.user_id == user_id, Message.deleted_at.is_(None))
+    )
 
 
 async def list_messages(
