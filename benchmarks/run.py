@@ -211,41 +211,36 @@ async def subscribe(
     return socket_
 
 
-async def bench_idle(base: str, pid: int, count: int = 1000) -> dict[str, float]:
+async def idle_rss_growth(database_url: str, sockets: int, per_socket: int) -> dict[str, float]:
+    """Server memory growth for `sockets` x `per_socket` idle messageAdded subscriptions,
+    measured on a fresh server process (RSS does not shrink, so each layout gets its own)."""
     auth = f"Bearer {token('bench-idle')}"
-    ws_url = base.replace("http", "ws") + "/graphql"
-    async with httpx.AsyncClient(base_url=base) as http:
-        data = await gql(
-            http, auth, "mutation { createConversation(input: {}) { conversation { id } } }"
-        )
-    conversation_id = data["createConversation"]["conversation"]["id"]
-    await asyncio.sleep(0.5)
-    before = rss_mb(pid)
-    sockets = []
-    for start in range(0, count, 100):
-        sockets += await asyncio.gather(
-            *(
-                subscribe(ws_url, auth, conversation_id)
-                for _ in range(start, min(count, start + 100))
+    async with server(database_url) as (base, pid):
+        ws_url = base.replace("http", "ws") + "/graphql"
+        async with httpx.AsyncClient(base_url=base) as http:
+            data = await gql(
+                http, auth, "mutation { createConversation(input: {}) { conversation { id } } }"
             )
-        )
-    await asyncio.sleep(1.0)
-    after = rss_mb(pid)
-    for socket_ in sockets:
-        await socket_.close()
-    await asyncio.sleep(1.0)
-    # the same number of subscriptions multiplexed over 10 sockets
-    base_rss = rss_mb(pid)
-    multiplexed = [await subscribe(ws_url, auth, conversation_id, count // 10) for _ in range(10)]
-    await asyncio.sleep(1.0)
-    multiplexed_rss = rss_mb(pid)
-    for socket_ in multiplexed:
-        await socket_.close()
+        conversation_id = data["createConversation"]["conversation"]["id"]
+        await asyncio.sleep(0.5)
+        before = rss_mb(pid)
+        opened = []
+        for start in range(0, sockets, 100):
+            opened += await asyncio.gather(
+                *(
+                    subscribe(ws_url, auth, conversation_id, per_socket)
+                    for _ in range(start, min(sockets, start + 100))
+                )
+            )
+        await asyncio.sleep(1.5)
+        after = rss_mb(pid)
+        for socket_ in opened:
+            await socket_.close()
+    count = sockets * per_socket
     return {
         "rss_before_mb": before,
-        "rss_1000_sockets_mb": after,
-        "kb_per_socket_subscription": (after - before) * 1024 / count,
-        "kb_per_subscription_on_10_sockets": (multiplexed_rss - base_rss) * 1024 / count,
+        "rss_after_mb": after,
+        "kb_each": (after - before) * 1024 / count,
     }
 
 
@@ -300,17 +295,18 @@ async def main() -> None:
     pg_url = await fresh_pg_database()
     results: dict[str, dict[str, Any]] = {}
     for name, url in (("sqlite", sqlite_url), ("postgres", pg_url)):
-        async with server(url) as (base, pid):
+        async with server(url) as (base, _pid):
             if "list" in only:
                 results[f"list/{name}"] = await bench_list(base, args.seconds)
             if "turn" in only:
                 results[f"turn/{name}"] = await bench_turn(base)
-            if "idle" in only:
-                results[f"idle/{name}"] = await bench_idle(base, pid)
+        if "idle" in only:
+            results[f"idle/{name} 1000 sockets x 1"] = await idle_rss_growth(url, 1000, 1)
+            results[f"idle/{name} 10 sockets x 100"] = await idle_rss_growth(url, 10, 100)
     if "fanout" in only:
         results["fanout/postgres (2 instances)"] = await bench_fanout(pg_url)
     for key, figures in results.items():
-        print(f"{key:32s} " + "  ".join(f"{k}={v:,.1f}" for k, v in figures.items()))
+        print(f"{key:36s} " + "  ".join(f"{k}={v:,.1f}" for k, v in figures.items()))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ async def message_added(
             if start is not None:
                 signal.set()  # catch up before waiting
             while True:
+                await op.close()  # an idle subscription holds no session
                 await signal.wait()
                 while True:
                     async with op.reading() as session:
