@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from alembic import context
 from core.config import Settings
-from db.engine import create_engine
+from db.engine import SQLITE_WRITE, create_engine
 from db.models import Base
 
 config = context.config
@@ -36,6 +36,8 @@ async def _run_async() -> None:
     engine = create_engine(_database_url())
     try:
         async with engine.connect() as connection:
+            # one transaction for the whole upgrade, on SQLite too (see db/engine.py)
+            connection = await connection.execution_options(**{SQLITE_WRITE: True})
             await connection.run_sync(_run)
             await connection.commit()
     finally:
