@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -72,7 +73,8 @@ async def server(database_url: str, **env: str):  # type: ignore[no-untyped-def]
             **os.environ,
             "DATABASE_URL": database_url,
             "JWT_SECRET": SECRET,
-            "ENVIRONMENT": "test",
+            # as deployed: JSON logs, one line per operation
+            "ENVIRONMENT": "production",
             "AGENT_PROVIDER": "offline",
             "RATE_LIMIT_PER_MINUTE": "100000",
             "WS_MAX_CONNECTIONS_PER_USER": "5000",
@@ -120,6 +122,41 @@ async def gql(
 
 
 LIST_QUERY = "{ tasks(first: 20) { edges { node { id title status } } } }"
+
+
+async def bench_list_wrk(base: str, seconds: float, concurrency: int = 16) -> dict[str, float]:
+    """The same list query driven by wrk (C, one thread): the client costs little, so the
+    figure is close to what one server process can do."""
+    auth = f"Bearer {token('bench-list')}"
+    script = Path(tempfile.mkdtemp()) / "list.lua"
+    body = json.dumps({"query": LIST_QUERY})
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "{auth}"\n'
+    )
+    output = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{int(seconds)}s",
+            "-s",
+            str(script),
+            f"{base}/graphql",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    figures: dict[str, float] = {}
+    for line in output.splitlines():
+        if line.startswith("Requests/sec:"):
+            figures["req_per_s"] = float(line.split()[1])
+        if "Non-2xx" in line:
+            figures["non_2xx"] = float(line.split()[-1])
+    return figures
 
 
 async def bench_list(base: str, seconds: float, concurrency: int = 16) -> dict[str, float]:
@@ -297,7 +334,9 @@ async def main() -> None:
     for name, url in (("sqlite", sqlite_url), ("postgres", pg_url)):
         async with server(url) as (base, _pid):
             if "list" in only:
-                results[f"list/{name}"] = await bench_list(base, args.seconds)
+                results[f"list/{name} (python client)"] = await bench_list(base, args.seconds)
+                if shutil.which("wrk"):
+                    results[f"list/{name} (wrk)"] = await bench_list_wrk(base, args.seconds)
             if "turn" in only:
                 results[f"turn/{name}"] = await bench_turn(base)
         if "idle" in only:

@@ -68,10 +68,6 @@ class Settings(BaseSettings):
         return self.environment == "production"
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @property
     def resolved_agent_provider(self) -> Literal["groq", "offline"]:
         if self.agent_provider is not None:
             return self.agent_provider

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 from sqlalchemy import text
@@ -22,7 +22,7 @@ from core.errors import AgentTimeout
 
 
 class TurnLocks(Protocol):
-    def hold(self, conversation_id: uuid.UUID) -> AsyncIterator[None]: ...
+    def hold(self, conversation_id: uuid.UUID) -> AbstractAsyncContextManager[None]: ...
 
 
 def _lock_key(conversation_id: uuid.UUID) -> int:
@@ -68,9 +68,7 @@ class LocalTurnLocks:
                 self._locks[conversation_id] = (lock, users - 1)
 
 
-def build_turn_locks(
-    engine: AsyncEngine, wait_seconds: float
-) -> PostgresTurnLocks | LocalTurnLocks:
+def build_turn_locks(engine: AsyncEngine, wait_seconds: float) -> TurnLocks:
     if engine.dialect.name == "postgresql":
         return PostgresTurnLocks(engine, wait_seconds)
     return LocalTurnLocks()

@@ -102,8 +102,5 @@ async def fetch_page(
     return Page(rows, has_next_page=has_more, has_previous_page=has_other_side)
 
 
-__all__ = ["Page", "SortKey", "Window", "check_page_size", "fetch_page", "key_of"]
-
-
 def key_of(*attributes: str) -> Callable[[Any], tuple[KeyPart, ...]]:
     return lambda row: tuple(getattr(row, name) for name in attributes)

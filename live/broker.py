@@ -79,10 +79,6 @@ class _LocalFanOut:
             for signal in listeners:
                 signal.set()
 
-    @property
-    def listener_count(self) -> int:
-        return sum(len(listeners) for listeners in self._signals.values())
-
 
 class LocalBroker(_LocalFanOut):
     """One process (SQLite, or tests)."""

@@ -27,7 +27,7 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
-from core.errors import TaskchatError
+from core.errors import QueryTooComplex, TaskchatError
 from core.logging import get_logger
 from core.metrics import GRAPHQL_DURATION, GRAPHQL_OPERATIONS
 
@@ -37,7 +37,6 @@ _TOO_COMPLEX_MARKERS = (
     "exceeds maximum operation depth",
     "aliases found. Allowed",
     "Document contains more than",
-    "exceeds the maximum query cost",
 )
 
 #: how many items a connection is assumed to return when no size is given
@@ -121,12 +120,12 @@ class MaxQueryCost(SchemaExtension):
                     continue
                 cost = query_cost(definition.selection_set, fragments, context.variables or {})
                 if cost > self.max_cost:
+                    message = (
+                        f"the operation exceeds the maximum query cost of {self.max_cost} "
+                        f"(estimated {cost}); ask for smaller pages"
+                    )
                     context.pre_execution_errors = [
-                        GraphQLError(
-                            f"the operation exceeds the maximum query cost of {self.max_cost} "
-                            f"(estimated {cost}); ask for smaller pages",
-                            definition,
-                        )
+                        GraphQLError(message, definition, original_error=QueryTooComplex(message))
                     ]
                     break
         yield

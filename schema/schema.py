@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -65,6 +64,3 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
 
 def print_sdl() -> str:
     return build_schema(Settings(environment="test")).as_str() + "\n"
-
-
-__all__: list[Any] = ["build_schema", "print_sdl"]

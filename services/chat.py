@@ -38,7 +38,7 @@ from db import agent_runs as run_queries
 from db import conversations as conversation_queries
 from db import messages as message_queries
 from db import users as user_queries
-from db.locks import LocalTurnLocks, PostgresTurnLocks
+from db.locks import TurnLocks
 from db.models import Conversation, Message, MessageRole, RunStatus
 from db.transactions import write_transaction
 from db.types import utcnow
@@ -70,7 +70,7 @@ class ChatService:
         self,
         settings: Settings,
         provider: ModelProvider,
-        locks: PostgresTurnLocks | LocalTurnLocks,
+        locks: TurnLocks,
         broker: Broker,
     ) -> None:
         self._settings = settings
