@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 
 from agent.providers.factory import build_provider
@@ -106,9 +107,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keep_alive_interval=15,
         max_subscriptions_per_connection=settings.ws_max_subscriptions_per_connection,
         connection_init_wait_timeout=timedelta(seconds=10),
+        allowed_origins=settings.allowed_origins,
     )
     app.include_router(graphql)
     app.include_router(ops_router(engine))
+    if settings.allowed_origins:
+        # bearer tokens, not cookies: no credentials mode needed
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            max_age=600,
+        )
     app.add_middleware(RequestIdMiddleware)
 
     @app.exception_handler(UnauthenticatedRequest)

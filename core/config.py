@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=20, ge=1)
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: origins whose pages may call the API (HTTP CORS and WebSocket handshakes),
+    #: comma-separated; unset: any origin in development, none in production
+    cors_origins: str | None = None
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -66,6 +69,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        if self.cors_origins is None:
+            return [] if self.is_production else ["*"]
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def resolved_agent_provider(self) -> Literal["groq", "offline"]:

@@ -59,3 +59,30 @@ async def test_operation_names_of_anonymous_clients_do_not_grow_metrics(
         body = (await http.get("/metrics")).text
     assert f"Probe0x{id(http)}" not in body
     assert 'operation="unauthenticated"' in body
+
+
+async def test_pages_on_other_origins_may_call_the_api_in_development(server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        preflight = await http.options(
+            "/graphql",
+            headers={
+                "Origin": "http://localhost:5173",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] in ("*", "http://localhost:5173")
+
+
+async def test_only_configured_origins_may_call_the_api(server_factory: ServerFactory) -> None:
+    live = await server_factory(cors_origins="https://app.example")
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        allowed = await http.post(
+            "/graphql", json={"query": "{ __typename }"}, headers={"Origin": "https://app.example"}
+        )
+        other = await http.post(
+            "/graphql", json={"query": "{ __typename }"}, headers={"Origin": "https://evil.example"}
+        )
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert "access-control-allow-origin" not in other.headers

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import websockets
 
 from tests.conftest import GraphQLClient, LiveServer, ServerFactory, token_for
 from tests.live.ws_client import GraphQLWebSocket, Message, SocketClosed, bearer, connect
@@ -545,3 +546,18 @@ async def test_message_added_with_a_foreign_cursor_is_bad_user_input(
     async with connect(server.ws_url, bearer(alice.token or "")) as ws:
         await ws.subscribe("1", MESSAGE_ADDED_AFTER, {"conversationId": second, "after": cursor})
         assert await operation_error_codes(ws, "1") == ["BAD_USER_INPUT"]
+
+
+# --- origins ---------------------------------------------------------------------------
+
+
+async def test_websocket_from_a_configured_origin_is_accepted_and_others_refused(
+    server_factory: ServerFactory,
+) -> None:
+    live = await server_factory(cors_origins="https://app.example")
+    async with connect(live.ws_url, bearer(new_token()), {"Origin": "https://app.example"}) as ws:
+        assert ws.acknowledged
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        async with connect(live.ws_url, bearer(new_token()), {"Origin": "https://evil.example"}):
+            pass
+    assert refused.value.response.status_code == 403
