@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.agent.turns import TASKS, send_input, tasks_of
 from tests.conftest import GraphQLClient, ServerFactory, token_for
 
 MESSAGE_FIELDS = "id role content clientMessageId toolCalls { id name arguments result ok }"
@@ -40,7 +41,6 @@ query Messages($id: ID!) {
   }
 }
 """
-TASKS = "{ tasks(first: 100) { totalCount edges { node { id title status } } } }"
 CONVERSATIONS = "{ conversations(first: 100) { totalCount } }"
 CREATE_TASK = "mutation($title: String!) { createTask(input: {title: $title}) { task { id } } }"
 COMPLETE_TASK = "mutation($id: ID!) { completeTask(input: {id: $id}) { task { id } } }"
@@ -56,7 +56,9 @@ async def send(
     conversation_id: str | None = None,
     client_message_id: str | None = None,
 ) -> dict[str, Any]:
-    data = await client.data(SEND, {"input": _input(content, conversation_id, client_message_id)})
+    data = await client.data(
+        SEND, {"input": send_input(content, conversation_id, client_message_id)}
+    )
     payload: dict[str, Any] = data["sendMessage"]
     return payload
 
@@ -67,25 +69,8 @@ async def send_error_code(
     conversation_id: str | None = None,
     client_message_id: str | None = None,
 ) -> str:
-    variables = {"input": _input(content, conversation_id, client_message_id)}
+    variables = {"input": send_input(content, conversation_id, client_message_id)}
     return await client.error_code(SEND, variables)
-
-
-def _input(
-    content: str, conversation_id: str | None, client_message_id: str | None
-) -> dict[str, Any]:
-    values: dict[str, Any] = {"content": content}
-    if conversation_id is not None:
-        values["conversationId"] = conversation_id
-    if client_message_id is not None:
-        values["clientMessageId"] = client_message_id
-    return values
-
-
-async def tasks_of(client: GraphQLClient) -> list[tuple[str, str]]:
-    """(title, status) of the user's tasks, sorted."""
-    edges = (await client.data(TASKS))["tasks"]["edges"]
-    return sorted((edge["node"]["title"], edge["node"]["status"]) for edge in edges)
 
 
 async def messages_of(client: GraphQLClient, conversation_id: str) -> list[dict[str, Any]]:
@@ -298,7 +283,7 @@ async def test_regenerate_replaces_the_last_reply_and_reruns_the_turn(alice: Gra
     )
 
 
-async def test_regenerate_on_an_empty_conversation_is_bad_input(alice: GraphQLClient) -> None:
+async def test_regenerate_on_an_empty_conversation_is_badsend_input(alice: GraphQLClient) -> None:
     conversation = (await alice.data(CREATE_CONVERSATION))["createConversation"]["conversation"]
 
     code = await alice.error_code(REGENERATE, {"input": {"conversationId": conversation["id"]}})
@@ -360,7 +345,7 @@ async def test_same_client_message_id_sent_concurrently_runs_once(
     assert await conversation_count(alice) == 1
 
 
-async def test_client_message_id_reused_in_another_conversation_is_bad_input(
+async def test_client_message_id_reused_in_another_conversation_is_badsend_input(
     alice: GraphQLClient,
 ) -> None:
     await send(alice, "add task: buy milk", client_message_id="key-reused")
@@ -409,8 +394,10 @@ async def test_fourth_message_in_a_minute_is_rate_limited_and_leaves_nothing(
     await send(client, "add task: two", conversation_id)
     await send(client, "add task: three", conversation_id)
 
-    refused = await client.execute(SEND, {"input": _input("add task: four", conversation_id, None)})
-    refused_new = await client.execute(SEND, {"input": _input("add task: five", None, None)})
+    refused = await client.execute(
+        SEND, {"input": send_input("add task: four", conversation_id, None)}
+    )
+    refused_new = await client.execute(SEND, {"input": send_input("add task: five", None, None)})
 
     for payload in (refused, refused_new):
         [error] = payload["errors"]

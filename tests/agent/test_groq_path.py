@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.agent.turns import send_input, tasks_of
 from tests.conftest import GraphQLClient, LiveServer, ServerFactory, token_for
 from tests.standin.groq_standin import GroqStandIn, call, error, slow, text, tool_calls
 
@@ -28,7 +29,6 @@ mutation Send($input: SendMessageInput!) {
   }
 }
 """
-TASKS = "{ tasks(first: 100) { edges { node { id title status } } } }"
 TASK = "query($id: ID!) { task(id: $id) { title status } }"
 CONVERSATIONS = """
 { conversations(first: 10) { edges { node {
@@ -84,7 +84,7 @@ async def send(
     client_message_id: str | None = None,
 ) -> dict[str, Any]:
     payload = await client.execute(
-        SEND, {"input": _input(content, conversation_id, client_message_id)}
+        SEND, {"input": send_input(content, conversation_id, client_message_id)}
     )
     assert "errors" not in payload, payload
     result: dict[str, Any] = payload["data"]["sendMessage"]
@@ -95,26 +95,10 @@ async def send_failing(
     client: GraphQLClient, content: str, client_message_id: str | None = None
 ) -> dict[str, Any]:
     """The full payload of a send that must fail."""
-    payload = await client.execute(SEND, {"input": _input(content, None, client_message_id)})
+    payload = await client.execute(SEND, {"input": send_input(content, None, client_message_id)})
     assert payload.get("errors"), payload
     assert payload["data"] is None
     return payload
-
-
-def _input(
-    content: str, conversation_id: str | None, client_message_id: str | None
-) -> dict[str, Any]:
-    values: dict[str, Any] = {"content": content}
-    if conversation_id is not None:
-        values["conversationId"] = conversation_id
-    if client_message_id is not None:
-        values["clientMessageId"] = client_message_id
-    return values
-
-
-async def tasks_of(client: GraphQLClient) -> list[tuple[str, str]]:
-    edges = (await client.data(TASKS))["tasks"]["edges"]
-    return sorted((edge["node"]["title"], edge["node"]["status"]) for edge in edges)
 
 
 async def conversations_of(client: GraphQLClient) -> list[dict[str, Any]]:
@@ -330,7 +314,7 @@ async def test_rejected_key_is_agent_unavailable_and_never_echoed(
     alice = new_client(groq_server)
     standin.script(error(401, message=f"Invalid API Key {API_KEY}"))
 
-    response = await alice.raw(SEND, {"input": _input("add a task to buy milk", None, None)})
+    response = await alice.raw(SEND, {"input": send_input("add a task to buy milk", None, None)})
 
     payload = response.json()
     assert code_of(payload) == "AGENT_UNAVAILABLE"

@@ -502,6 +502,17 @@ subscription MessageAddedAfter($conversationId: ID!, $after: String) {
 """
 
 
+async def cursor_after(client: GraphQLClient, conversation_id: str, count: int) -> str:
+    """The cursor of the conversation's `count`-th message."""
+    page = await client.data(
+        "query($id: ID!, $n: Int) { conversation(id: $id) { messages(first: $n) {"
+        " pageInfo { endCursor } } } }",
+        {"id": conversation_id, "n": count},
+    )
+    cursor: str = page["conversation"]["messages"]["pageInfo"]["endCursor"]
+    return cursor
+
+
 async def test_message_added_after_a_cursor_delivers_what_was_missed_first(
     server: LiveServer, alice: GraphQLClient
 ) -> None:
@@ -509,12 +520,7 @@ async def test_message_added_after_a_cursor_delivers_what_was_missed_first(
     conversation_id = await create_conversation(alice)
     seen = await send_message(alice, conversation_id, "add task: first")
     missed = await send_message(alice, conversation_id, "add task: second")
-    page = await alice.data(
-        "query($id: ID!) { conversation(id: $id) { messages(first: 2) {"
-        " pageInfo { endCursor } } } }",
-        {"id": conversation_id},
-    )
-    cursor = page["conversation"]["messages"]["pageInfo"]["endCursor"]
+    cursor = await cursor_after(alice, conversation_id, 2)
     async with connect(server.ws_url, bearer(alice.token or "")) as ws:
         await ws.subscribe(
             "1", MESSAGE_ADDED_AFTER, {"conversationId": conversation_id, "after": cursor}
@@ -537,12 +543,7 @@ async def test_message_added_with_a_foreign_cursor_is_bad_user_input(
     first = await create_conversation(alice)
     second = await create_conversation(alice)
     await send_message(alice, first, "add task: one")
-    page = await alice.data(
-        "query($id: ID!) { conversation(id: $id) { messages(first: 1) {"
-        " pageInfo { endCursor } } } }",
-        {"id": first},
-    )
-    cursor = page["conversation"]["messages"]["pageInfo"]["endCursor"]
+    cursor = await cursor_after(alice, first, 1)
     async with connect(server.ws_url, bearer(alice.token or "")) as ws:
         await ws.subscribe("1", MESSAGE_ADDED_AFTER, {"conversationId": second, "after": cursor})
         assert await operation_error_codes(ws, "1") == ["BAD_USER_INPUT"]
