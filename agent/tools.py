@@ -21,6 +21,7 @@ from core.errors import BadUserInput, NotFound
 from core.ids import parse_global_id, to_global_id
 from db import tasks as task_queries
 from db.models import Task, TaskStatus
+from db.transactions import begin_write
 from services import tasks as task_service
 from services.validation import TASK_TITLE_MAX, clean_text
 
@@ -34,8 +35,15 @@ class ToolError(Exception):
 
 @dataclass(slots=True)
 class ToolRuntime:
+    """What a tool acts with: the turn's session and the user the server bound. The turn's
+    unit of work opens at the first tool call, so nothing is locked while the model
+    thinks before it (on SQLite that lock is the whole database's)."""
+
     session: AsyncSession
     user_id: uuid.UUID
+
+    async def begin(self) -> None:
+        await begin_write(self.session)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +275,7 @@ async def run_tool(runtime: ToolRuntime, name: str, raw_arguments: str) -> tuple
         arguments = parse_arguments(raw_arguments)
         recorded = arguments
         _check_arguments(arguments, tool.parameters)
+        await runtime.begin()
         async with runtime.session.begin_nested():
             return recorded, await tool.run(runtime, arguments)
     except ToolError as error:

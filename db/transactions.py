@@ -10,6 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.engine import SQLITE_WRITE
 
 
+async def begin_write(session: AsyncSession) -> None:
+    """Opens a write transaction unless one is open; the caller commits or rolls back.
+    For a unit of work that should start only once it first needs to write."""
+    if not session.in_transaction():
+        await session.begin()
+        await session.connection(execution_options={SQLITE_WRITE: True})
+
+
 @asynccontextmanager
 async def write_transaction(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     """A transaction that will write: everything inside commits together or not at all.

@@ -270,55 +270,60 @@ class ChatService:
         provider = self._provider.name
         started = time.perf_counter()
         try:
-            async with write_transaction(session):
+            async with session.begin():
                 history = await message_queries.recent_history(
                     session,
                     conversation.id,
                     self._settings.history_limit,
                     up_to_seq=question.seq,  # the reply being replaced comes later
                 )
-                prompt = [system_message(date.today()), *history_messages(history)]
-                try:
-                    async with asyncio.timeout(self._settings.agent_timeout_seconds):
-                        outcome = await run_turn(
-                            self._provider,
-                            prompt,
-                            ToolRuntime(session, user_id),
-                            max_steps=self._settings.agent_max_steps,
-                            on_delta=listener.delta,
-                            on_tool_call=listener.tool_call_completed,
-                        )
-                except TimeoutError:
-                    raise AgentTimeout() from None
-                elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-                meta: dict[str, Any] = {
-                    "provider": provider,
-                    "model": outcome.model,
-                    "usage": {
-                        "prompt_tokens": outcome.prompt_tokens,
-                        "completion_tokens": outcome.completion_tokens,
-                    },
-                    "latency_ms": elapsed_ms,
-                    "model_ms": round(outcome.model_seconds * 1000, 1),
-                    "steps": outcome.steps,
-                    "run_id": str(run_id),
-                }
-                if outcome.hit_step_limit:
-                    meta["step_limit"] = True
-                if replaces is not None:
-                    await message_queries.soft_delete_message(session, replaces.id)
-                    meta["replaces"] = str(replaces.id)
-                reply = await message_queries.add_message(
-                    session,
-                    conversation_id=conversation.id,
-                    user_id=user_id,
-                    role=MessageRole.ASSISTANT,
-                    content=outcome.content,
-                    tool_calls=outcome.tool_calls,
-                    parent_id=question.id,
-                    meta=meta,
-                )
-                await run_queries.finish_run(session, run_id, RunStatus.COMPLETED)
+            prompt = [system_message(date.today()), *history_messages(history)]
+            # The unit of work (task changes + reply) opens at the first tool call, or
+            # below for the reply; a failure anywhere rolls all of it back.
+            runtime = ToolRuntime(session, user_id)
+            try:
+                async with asyncio.timeout(self._settings.agent_timeout_seconds):
+                    outcome = await run_turn(
+                        self._provider,
+                        prompt,
+                        runtime,
+                        max_steps=self._settings.agent_max_steps,
+                        on_delta=listener.delta,
+                        on_tool_call=listener.tool_call_completed,
+                    )
+            except TimeoutError:
+                raise AgentTimeout() from None
+            await runtime.begin()
+            elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+            meta: dict[str, Any] = {
+                "provider": provider,
+                "model": outcome.model,
+                "usage": {
+                    "prompt_tokens": outcome.prompt_tokens,
+                    "completion_tokens": outcome.completion_tokens,
+                },
+                "latency_ms": elapsed_ms,
+                "model_ms": round(outcome.model_seconds * 1000, 1),
+                "steps": outcome.steps,
+                "run_id": str(run_id),
+            }
+            if outcome.hit_step_limit:
+                meta["step_limit"] = True
+            if replaces is not None:
+                await message_queries.soft_delete_message(session, replaces.id)
+                meta["replaces"] = str(replaces.id)
+            reply = await message_queries.add_message(
+                session,
+                conversation_id=conversation.id,
+                user_id=user_id,
+                role=MessageRole.ASSISTANT,
+                content=outcome.content,
+                tool_calls=outcome.tool_calls,
+                parent_id=question.id,
+                meta=meta,
+            )
+            await run_queries.finish_run(session, run_id, RunStatus.COMPLETED)
+            await session.commit()
         except BaseException as error:
             await self._record_failure(session, run_id, error)
             AGENT_TURNS.labels(provider, _outcome(error)).inc()

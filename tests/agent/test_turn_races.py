@@ -152,3 +152,26 @@ async def test_a_model_stream_dropped_midway_is_agent_unavailable(
         "query($id: ID!) { conversation(id: $id) { messageCount } }", {"id": conversation_id}
     )
     assert stored["conversation"]["messageCount"] == 1
+
+
+async def test_other_writes_do_not_wait_while_the_model_thinks(
+    server_factory: ServerFactory, standin: GroqStandIn
+) -> None:
+    """Until its first tool call a turn holds no write lock: on SQLite, where that lock
+    is the whole database's, another user's write goes ahead while the model thinks."""
+    standin.script(slow(2.0, text("Hello!")))
+    live = await server_factory(
+        agent_provider="groq", groq_api_key="k", groq_base_url=standin.base_url
+    )
+    alice = live.client(token_for(f"thinker-{uuid.uuid4()}"))
+    bob = live.client(token_for(f"writer-{uuid.uuid4()}"))
+    await bob.data("{ me { id } }")
+    turn = asyncio.create_task(send(alice, "say hello"))
+    await standin.wait_for_requests(1, timeout=5)
+
+    created = await bob.data('mutation { createTask(input: {title: "meanwhile"}) { task { id } } }')
+
+    assert created["createTask"]["task"]["id"]
+    assert not turn.done()  # bob's write finished while alice's model was still thinking
+    result = await turn
+    assert result["data"]["sendMessage"]["message"]["content"] == "Hello!"
