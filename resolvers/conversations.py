@@ -73,4 +73,6 @@ async def delete_conversation(ctx: Context, conversation_id: str) -> uuid.UUID:
     user_id = await ctx.user_id()
     async with ctx.writing() as session:
         await conversation_service.delete_conversation(session, user_id, row_id)
+    # subscribers of the conversation look again, find it gone and complete
+    await ctx.services.broker.publish(row_id, row_id)
     return row_id

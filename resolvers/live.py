@@ -57,6 +57,10 @@ async def message_added(
                         fresh = await message_queries.messages_after(
                             session, user_id, row_id, seen, CATCH_UP_BATCH
                         )
+                        if not fresh and not await conversation_queries.get_conversation(
+                            session, user_id, row_id
+                        ):
+                            return  # deleted: the subscription completes
                     for message in fresh:
                         seen = message.seq
                         yield message

@@ -562,3 +562,17 @@ async def test_websocket_from_a_configured_origin_is_accepted_and_others_refused
         async with connect(live.ws_url, bearer(new_token()), {"Origin": "https://evil.example"}):
             pass
     assert refused.value.response.status_code == 403
+
+
+async def test_message_added_completes_when_the_conversation_is_deleted(
+    server: LiveServer, alice: GraphQLClient
+) -> None:
+    conversation_id = await create_conversation(alice)
+    async with connect(server.ws_url, bearer(alice.token or "")) as ws:
+        await ws.subscribe("1", MESSAGE_ADDED, {"conversationId": conversation_id})
+        await wait_until_live(ws, "1", alice, conversation_id)
+        await alice.data(
+            "mutation($id: ID!) { deleteConversation(input: {id: $id}) { deletedId } }",
+            {"id": conversation_id},
+        )
+        assert await ws.next_message() == {"id": "1", "type": "complete"}
