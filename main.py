@@ -153,7 +153,8 @@ def _serve(settings: Settings) -> None:
 
     run_migrations(settings.database_url)
     address = f"http://{settings.host}:{settings.port}/graphql"
-    if settings.is_production:
+    if settings.is_production or settings.jwks_url:
+        # with a JWKS the issuer signs tokens; there is no key here to sign a demo one
         print(f"taskchat serving GraphQL at {address}", flush=True)
     else:
         token = create_token(settings, "demo", timedelta(days=7))
@@ -201,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             run_migrations(settings.database_url)
             print("migrations applied", flush=True)
         elif args.command == "token":
+            if settings.jwks_url and not settings.jwt_secret:
+                raise ConfigError("JWKS_URL is set: tokens come from its issuer, not from here")
             print(create_token(settings, args.subject, parse_ttl(args.ttl)))
     except (ConfigError, ValueError) as error:
         print(f"taskchat: {error}", file=sys.stderr)

@@ -22,7 +22,8 @@ def configure_logging(*, json: bool, level: str = "info") -> None:
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+        # not cached: a second app in one process (tests) may configure it differently
+        cache_logger_on_first_use=False,
     )
 
 

@@ -11,8 +11,8 @@ GRAPHQL_OPERATIONS = Counter(
 )
 GRAPHQL_DURATION = Histogram(
     "taskchat_graphql_operation_seconds",
-    "Time to execute a GraphQL operation.",
-    ["operation", "type"],
+    "Time to execute a GraphQL operation, by operation name, type and outcome.",
+    ["operation", "type", "outcome"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 HTTP_REQUESTS = Counter(

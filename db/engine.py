@@ -39,6 +39,10 @@ def create_engine(
     )
 
 
+def _lower(value: str | None) -> str | None:
+    return None if value is None else value.lower()
+
+
 def _create_sqlite_engine(database_url: str, busy_seconds: float) -> AsyncEngine:
     """SQLite has one writer at a time: a writer waits up to `busy_seconds` for the lock
     (a turn holds it while the model answers, see services/chat.py)."""
@@ -57,6 +61,9 @@ def _create_sqlite_engine(database_url: str, busy_seconds: float) -> AsyncEngine
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
         cursor.close()
+        # SQLite's lower() (and so case-insensitive search and title matching) knows only
+        # ASCII; Python's knows every script, as PostgreSQL's does
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:

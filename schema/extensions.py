@@ -255,7 +255,7 @@ class ErrorCodes(SchemaExtension):
         if errors:
             outcome = str((errors[0].extensions or {}).get("code", "INTERNAL_SERVER_ERROR"))
         GRAPHQL_OPERATIONS.labels(label, kind, outcome).inc()
-        GRAPHQL_DURATION.labels(label, kind).observe(elapsed)
+        GRAPHQL_DURATION.labels(label, kind, outcome).observe(elapsed)
         log.info(
             "graphql operation",
             request_id=getattr(context, "request_id", None),

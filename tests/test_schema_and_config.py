@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,19 @@ def test_development_secret_is_generated_once_and_kept(
 def test_agent_provider_defaults_to_groq_only_with_a_key() -> None:
     assert Settings(_env_file=None, groq_api_key=None).resolved_agent_provider == "offline"  # type: ignore[call-arg]
     assert Settings(_env_file=None, groq_api_key="k").resolved_agent_provider == "groq"  # type: ignore[call-arg]
+
+
+def test_token_command_refuses_to_sign_in_jwks_mode(tmp_path: Path) -> None:
+    """With a JWKS the issuer signs tokens; a locally signed one would be refused."""
+    env = {"PATH": os.environ.get("PATH", ""), "JWKS_URL": "http://127.0.0.1:9/jwks.json"}
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "token", "alice"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 2
+    assert "JWKS_URL" in finished.stderr
+    assert finished.stdout == ""

@@ -18,6 +18,9 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
 from strawberry.types.unset import UnsetType
 
 from core.auth import Principal
@@ -73,7 +76,21 @@ class WebSocketSlots:
         WS_CONNECTIONS.dec()
 
 
+class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """The protocol layer's own errors (e.g. "Subscription limit reached") carry no
+    code; every error we send does, as API.md promises."""
+
+    async def send_message(self, message: Any) -> None:
+        if message.get("type") == "error":
+            for error in message.get("payload") or []:
+                extensions = error.setdefault("extensions", {})
+                extensions.setdefault("code", "BAD_USER_INPUT")
+        await super().send_message(message)
+
+
 class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
+    graphql_transport_ws_handler_class = CodedTransportWSHandler
+
     def __init__(self, schema: BaseSchema, services: Services, **kwargs: Any) -> None:
         self.services = services
         self.ws_slots = WebSocketSlots(services.settings.ws_max_connections_per_user)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
+import socket
 
-from tests.conftest import GraphQLClient, LiveServer, ServerFactory
+import httpx
+import pytest
+
+from tests.conftest import GraphQLClient, LiveServer, ServerFactory, make_settings, start_server
 
 
 async def test_health_answers_while_serving(server: LiveServer) -> None:
@@ -21,7 +24,8 @@ async def test_ready_when_the_database_answers(server: LiveServer) -> None:
     assert response.json()["database"] == "ok"
 
 
-async def test_not_ready_when_the_database_does_not_answer(
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_not_ready_when_the_sqlite_file_cannot_be_opened(
     server_factory: ServerFactory, tmp_path
 ) -> None:
     unreachable = f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'x.db'}"
@@ -86,3 +90,22 @@ async def test_only_configured_origins_may_call_the_api(server_factory: ServerFa
         )
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_not_ready_when_postgresql_does_not_answer(
+    database_urls: dict[str, str], tmp_path
+) -> None:
+    """PostgreSQL down (nothing listens on the port): /ready says 503, /health still 200."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port}/taskchat"
+    live = await start_server(make_settings(url))
+    try:
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            ready = await http.get("/ready")
+            health = await http.get("/health")
+    finally:
+        await live.stop()
+    assert ready.status_code == 503
+    assert health.status_code == 200

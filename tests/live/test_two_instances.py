@@ -258,3 +258,37 @@ async def test_two_processes_share_the_rate_limit_and_the_turn_lock(
                 {"input": {"conversationId": conversation_id, "content": "add task: one more"}},
             )
             assert payload["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
+async def _listen_backends(database_url: str) -> int:
+    url = make_url(database_url)
+    connection = await asyncpg.connect(
+        host=url.host, port=url.port, user=url.username, database=url.database
+    )
+    try:
+        count: int = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        )
+        return count
+    finally:
+        await connection.close()
+
+
+async def test_one_listen_connection_per_instance_whatever_the_subscribers(
+    database_urls: dict[str, str],
+) -> None:
+    database_url = database_urls["postgres"]
+    before = await _listen_backends(database_url)
+    live = await start_server(make_settings(database_url))
+    try:
+        token = token_for(f"listen-{uuid.uuid4()}")
+        client = live.client(token)
+        conversations = [await create_conversation(client) for _ in range(5)]
+        async with connect(live.ws_url, bearer(token)) as ws:
+            for index, conversation_id in enumerate(conversations):
+                await ws.subscribe(str(index), MESSAGE_ADDED, {"conversationId": conversation_id})
+            await wait_until_live(ws, "0", client, conversations[0])
+            assert await _listen_backends(database_url) == before + 1
+    finally:
+        await live.stop()

@@ -469,6 +469,7 @@ async def test_subscription_over_the_per_connection_limit_gets_an_error(
     assert message["id"] == "3"
     assert message["type"] == "error"
     assert "limit" in message["payload"][0]["message"].lower()
+    assert message["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 async def test_socket_over_the_per_user_connection_cap_is_closed_with_4403(
