@@ -21,7 +21,8 @@ def configure_logging(*, json: bool, level: str = "info") -> None:
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # sys.stderr as it is when a line is written (tests swap it), not at start-up
+        logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr),
         # not cached: a second app in one process (tests) may configure it differently
         cache_logger_on_first_use=False,
     )

@@ -3,17 +3,47 @@ is sent, how its tool calls run, and how provider failures reach the client."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
+import socket
+import sys
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from sqlalchemy import select
 
+from core.config import Settings
+from core.ids import parse_global_id
+from db.engine import create_engine
+from db.models import Message
 from tests.agent.turns import send_input, tasks_of
-from tests.conftest import GraphQLClient, LiveServer, ServerFactory, token_for
-from tests.standin.groq_standin import GroqStandIn, call, error, slow, text, tool_calls
+from tests.conftest import (
+    ROOT,
+    TEST_SECRET,
+    GraphQLClient,
+    LiveServer,
+    ServerFactory,
+    token_for,
+)
+from tests.live.test_websocket import SEND_MESSAGE_STREAM, collect_stream
+from tests.live.ws_client import bearer, connect
+from tests.standin.groq_standin import (
+    GroqStandIn,
+    Usage,
+    call,
+    error,
+    slow,
+    text,
+    tool_calls,
+)
 
 API_KEY = "test-key-123"
 TOOL_NAMES = ["add_task", "complete_task", "delete_task", "list_tasks", "update_task"]
@@ -439,3 +469,251 @@ async def test_requests_for_one_user_carry_no_other_users_data(
     sent = json.dumps([request.body for request in standin.chat_requests])
     assert "Alice's errand" in sent
     assert "Bob" not in sent
+
+
+# --- what a reply records ----------------------------------------------------------------
+
+
+async def stored_metadata(database_url: str, message_id: str) -> dict[str, Any]:
+    """The `metadata` column of a message, read straight from the database."""
+    type_name, row_id = parse_global_id(message_id)
+    assert type_name == "Message"
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            meta = (
+                await connection.execute(select(Message.meta).where(Message.id == row_id))
+            ).scalar_one()
+    finally:
+        await engine.dispose()
+    assert isinstance(meta, dict)
+    return meta
+
+
+async def test_reply_metadata_records_model_usage_and_latency(
+    groq_server: LiveServer,
+    standin: GroqStandIn,
+    database_urls: dict[str, str],
+    backend: str,
+) -> None:
+    alice = new_client(groq_server)
+    standin.script(
+        tool_calls(
+            call("add_task", {"title": "Buy milk"}),
+            usage=Usage(prompt_tokens=120, completion_tokens=17),
+        ),
+        text("I added Buy milk.", usage=Usage(prompt_tokens=150, completion_tokens=9)),
+    )
+
+    reply = (await send(alice, "please remember to buy milk"))["message"]
+
+    meta = await stored_metadata(database_urls[backend], reply["id"])
+    assert meta["provider"] == "groq"
+    assert meta["model"] == "llama-3.3-70b-versatile"  # the model the stand-in answered as
+    assert meta["usage"] == {"prompt_tokens": 270, "completion_tokens": 26}
+    assert meta["steps"] == 2
+    latency, model_time = meta["latency_ms"], meta["model_ms"]
+    assert isinstance(latency, int | float)
+    assert isinstance(model_time, int | float)
+    assert 0 < model_time <= latency
+    assert uuid.UUID(meta["run_id"])
+    assert "step_limit" not in meta
+
+
+# --- settings and reachability -----------------------------------------------------------
+
+
+async def test_step_limit_is_configurable(start_groq: StartGroq, standin: GroqStandIn) -> None:
+    alice = new_client(await start_groq(agent_max_steps=2))
+    standin.script_forever(tool_calls(call("list_tasks", {})))
+
+    reply = (await send(alice, "list my tasks forever"))["message"]
+
+    assert len(standin.chat_requests) == 2
+    assert [(r["name"], r["ok"]) for r in reply["toolCalls"]] == [("list_tasks", True)] * 2
+    assert reply["content"].startswith(
+        "I stopped after too many steps (2 tool calls, 2 succeeded)."
+    )
+
+
+def closed_local_port() -> int:
+    """A loopback port that nothing listens on (bound once to pick it, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_unreachable_provider_is_agent_unavailable(
+    start_groq: StartGroq, standin: GroqStandIn
+) -> None:
+    live = await start_groq(groq_base_url=f"http://127.0.0.1:{closed_local_port()}")
+    alice = new_client(live)
+
+    response = await alice.raw(SEND, {"input": send_input("add a task to buy milk", None, None)})
+
+    payload = response.json()
+    assert payload["data"] is None
+    assert code_of(payload) == "AGENT_UNAVAILABLE"
+    assert API_KEY not in response.text
+    assert await only_conversation_messages(alice) == [("USER", "add a task to buy milk")]
+    assert standin.chat_requests == []
+
+
+# --- history replay ----------------------------------------------------------------------
+
+
+async def test_earlier_tool_calls_are_replayed_to_the_model(
+    groq_server: LiveServer, standin: GroqStandIn
+) -> None:
+    alice = new_client(groq_server)
+    standin.script(
+        tool_calls(call("add_task", {"title": "Buy milk"}, id="call_add")),
+        text("I added Buy milk."),
+        text("You're welcome."),
+    )
+    first = await send(alice, "remember to buy milk")
+    conversation_id = first["conversation"]["id"]
+
+    await send(alice, "thanks", conversation_id)
+
+    requests = standin.chat_requests
+    assert len(requests) == 3
+    _system, *history = requests[2].messages
+    question, called, result, answer, follow_up = history
+    assert question == {"role": "user", "content": "remember to buy milk"}
+    assert called["role"] == "assistant"
+    assert [
+        (c["id"], c["function"]["name"], json.loads(c["function"]["arguments"]))
+        for c in called["tool_calls"]
+    ] == [("call_add", "add_task", {"title": "Buy milk"})]
+    assert (result["role"], result["tool_call_id"]) == ("tool", "call_add")
+    replayed_result = json.loads(result["content"])
+    assert replayed_result["ok"] is True
+    assert replayed_result["task"]["title"] == "Buy milk"
+    assert answer == {"role": "assistant", "content": "I added Buy milk."}
+    assert follow_up == {"role": "user", "content": "thanks"}
+
+
+# --- streaming ---------------------------------------------------------------------------
+
+
+async def test_streamed_tool_calls_run_and_are_reported(
+    groq_server: LiveServer, standin: GroqStandIn
+) -> None:
+    alice = new_client(groq_server)
+    standin.script(
+        tool_calls(
+            call("add_task", {"title": "buy milk"}), call("add_task", {"title": "call mom"})
+        ),
+        text("Added both."),
+    )
+
+    async with connect(groq_server.ws_url, bearer(alice.token or "")) as ws:
+        await ws.subscribe(
+            "s", SEND_MESSAGE_STREAM, {"input": {"content": "buy milk and call mom"}}
+        )
+        events = await collect_stream(ws, "s")
+
+    kinds = [event["__typename"] for event in events]
+    assert kinds[:3] == ["UserMessageSaved", "ToolCallCompleted", "ToolCallCompleted"]
+    assert kinds[-1] == "ReplyCompleted"
+    assert set(kinds[3:-1]) == {"ReplyDelta"}
+    assert events[0]["message"]["content"] == "buy milk and call mom"
+    assert [
+        (e["toolCall"]["name"], e["toolCall"]["arguments"]["title"], e["toolCall"]["ok"])
+        for e in events[1:3]
+    ] == [("add_task", "buy milk", True), ("add_task", "call mom", True)]
+    assert "".join(e["text"] for e in events[3:-1]) == "Added both."
+    reply = events[-1]["message"]
+    assert (reply["role"], reply["content"]) == ("ASSISTANT", "Added both.")
+    assert [c["name"] for c in reply["toolCalls"]] == ["add_task", "add_task"]
+    assert await tasks_of(alice) == [("buy milk", "PENDING"), ("call mom", "PENDING")]
+    assert [request.stream for request in standin.chat_requests] == [True, True]
+
+
+# --- logs --------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def groq_server_process(
+    database_url: str, standin: GroqStandIn, log_dir: Path
+) -> AsyncIterator[tuple[str, Path]]:
+    """`python -m main serve` in a child process whose stdout and stderr go to one file:
+    the logs exactly as an operator would read them. An in-process server cannot show
+    them reliably: structlog caches each logger's output stream on first use, which is
+    pytest's capture file of whichever test logged first, not this test's `capfd`."""
+    port = closed_local_port()
+    settings = {
+        "DATABASE_URL": database_url,
+        "ENVIRONMENT": "test",
+        "JWT_SECRET": TEST_SECRET,
+        "AGENT_PROVIDER": "groq",
+        "GROQ_API_KEY": API_KEY,
+        "GROQ_BASE_URL": standin.base_url,
+        "AGENT_TIMEOUT_SECONDS": "5",
+        "LOG_LEVEL": "debug",
+        "RATE_LIMIT_PER_MINUTE": "1000",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+    }
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if name.lower() not in Settings.model_fields and name != "PYTHONPATH"
+    }
+    log_path = log_dir / "server.log"
+    with log_path.open("wb") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "main",
+            "serve",
+            cwd=log_dir,  # no stray .env is read
+            env={**inherited, **settings, "PYTHONPATH": str(ROOT)},
+            stdout=log_file,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=2) as probe:
+            for _ in range(300):
+                if process.returncode is not None:
+                    raise AssertionError(f"server exited early:\n{log_path.read_text()}")
+                with contextlib.suppress(httpx.TransportError):
+                    if (await probe.get("/health")).status_code == 200:
+                        break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"server never became healthy:\n{log_path.read_text()}")
+        yield url, log_path
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def test_the_api_key_never_reaches_the_logs(
+    standin: GroqStandIn, database_urls: dict[str, str], backend: str, tmp_path: Path
+) -> None:
+    async with (
+        groq_server_process(database_urls[backend], standin, tmp_path) as (url, log),
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
+        alice = GraphQLClient(http, token_for(f"user-{uuid.uuid4()}"))
+        standin.script(error(401, message=f"Invalid API Key {API_KEY}"))
+        rejected = await send_failing(alice, "add a task to buy milk")
+        standin.script(error(500, headers=FAST_RETRY), error(500, headers=FAST_RETRY))
+        failing = await send_failing(alice, "add a task to call mom")
+
+    assert [code_of(rejected), code_of(failing)] == ["AGENT_UNAVAILABLE"] * 2
+    assert {r.authorization for r in standin.chat_requests} == {f"Bearer {API_KEY}"}
+    logs = log.read_text()
+    assert "groq answered an error" in logs
+    assert "status=401" in logs
+    assert "status=500" in logs
+    assert API_KEY not in logs
