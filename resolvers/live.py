@@ -35,7 +35,7 @@ async def message_added(
     start: int | None = None
     if after is not None:
         spec = message_resolvers.cursor_spec(row_id)
-        (position,) = ctx.services.cursors.decode(after, spec.kind, spec.scope, spec.types)
+        (position,) = spec.decode(ctx.services.cursors, after)
         assert isinstance(position, int)
         start = position
     async with ctx.fork() as op:

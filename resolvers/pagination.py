@@ -20,6 +20,10 @@ class CursorSpec:
     scope: str
     types: tuple[KeyType, ...]
 
+    def decode(self, codec: CursorCodec, cursor: str) -> tuple[KeyPart, ...]:
+        """The keyset position in a cursor of this list; `BAD_USER_INPUT` otherwise."""
+        return codec.decode(cursor, self.kind, self.scope, self.types)
+
 
 @dataclass(slots=True)
 class PageResult(Generic[T]):
@@ -42,8 +46,8 @@ def window_from_args(
     return Window(
         limit=limit,
         backward=backward,
-        after=None if after is None else codec.decode(after, spec.kind, spec.scope, spec.types),
-        before=None if before is None else codec.decode(before, spec.kind, spec.scope, spec.types),
+        after=None if after is None else spec.decode(codec, after),
+        before=None if before is None else spec.decode(codec, before),
     )
 
 
