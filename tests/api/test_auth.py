@@ -398,7 +398,7 @@ def _allow_immediate_jwks_refresh(live: LiveServer) -> None:
     """PyJWT (>= 2.13) refetches a JWKS for an unknown kid only when `cooldown_duration`
     (30 s) has passed since the last fetch. A test cannot wait that out, so this server's
     JWKS client gets no cooldown, as if the rotation happened 30 s after the last fetch."""
-    live.server.config.app.state.services.verifier._jwks.cooldown_duration = 0
+    live.server.config.app.state.resources.verifier._jwks.cooldown_duration = 0
 
 
 async def test_jwks_tokens_signed_with_each_listed_key_are_accepted(
