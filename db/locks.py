@@ -16,9 +16,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.errors import AgentTimeout
+
+#: PostgreSQL's SQLSTATE for `lock_timeout` running out
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 class TurnLocks(Protocol):
@@ -42,8 +46,8 @@ class PostgresTurnLocks:
                 await connection.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(conversation_id)}
                 )
-            except Exception as error:
-                if "lock timeout" in str(error):
+            except DBAPIError as error:
+                if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                     raise AgentTimeout() from None
                 raise
             yield
