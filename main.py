@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        max_body_size=settings.max_request_bytes,
     )
     graphql = TaskchatGraphQLRouter(
         build_schema(settings),
@@ -177,6 +178,8 @@ def _serve(settings: Settings) -> None:
         # keepalive: a peer that stops answering pings (or stops reading) is dropped
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        # a larger frame closes the socket (1009), as a larger HTTP body answers 413
+        ws_max_size=settings.max_request_bytes,
     )
 
 

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     max_query_aliases: int = 30
     max_query_tokens: int = 2000
     max_query_cost: int = 10_000
+    #: a larger HTTP request body is refused with 413 before it is read whole
+    max_request_bytes: int = Field(default=256 * 1024, ge=1024)
     ws_max_subscriptions_per_connection: int = 20
     ws_max_connections_per_user: int = 20
     ws_queue_size: int = 256

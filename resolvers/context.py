@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.fastapi import BaseContext
@@ -21,6 +21,8 @@ from db.models import User
 from db.transactions import write_transaction
 from resolvers.loaders import Loaders
 from resolvers.resources import AppResources
+
+T = TypeVar("T")
 
 
 class Context(BaseContext):
@@ -40,6 +42,7 @@ class Context(BaseContext):
         # AsyncSession is not safe for concurrent use, and sibling fields resolve
         # concurrently: every use of the request's session goes through this lock.
         self._session_lock = asyncio.Lock()
+        self._reads: set[asyncio.Future[Any]] = set()
         self._user: User | None = None
         self._user_lookup: asyncio.Task[User] | None = None
         #: a WebSocket's context lives as long as the socket: no loader cache there
@@ -73,20 +76,32 @@ class Context(BaseContext):
     def settings(self) -> Settings:
         return self.app.settings
 
-    @asynccontextmanager
-    async def reading(self) -> AsyncIterator[AsyncSession]:
-        """Reads of one request share one transaction (one snapshot, and no BEGIN and
-        COMMIT round trips per read); it ends before a write and when the request does.
-        A WebSocket's context ends it after every read instead."""
+    async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Runs `query` on the request's session. Reads of one request share one
+        transaction (one snapshot, and no BEGIN and COMMIT round trips per read); it ends
+        before a write and when the request does. A WebSocket's context ends it after
+        every read instead.
+
+        The read runs to completion even if its caller is cancelled: when one field
+        fails, graphql-core cancels its siblings, and a statement cut off mid-flight
+        would leave the connection broken for the next request that gets it. The
+        cancellation takes effect once the read is done (`close` waits for it)."""
+        read = asyncio.ensure_future(self._read(query))
+        self._reads.add(read)
+        read.add_done_callback(self._reads.discard)
+        return await asyncio.shield(read)
+
+    async def _read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async with self._session_lock:
             session = self._ensure_session()
             try:
-                yield session
+                result = await query(session)
             except BaseException:
                 await session.rollback()
                 raise
             if self.long_lived:
                 await session.commit()
+            return result
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
@@ -114,6 +129,8 @@ class Context(BaseContext):
         return self._session
 
     async def close(self) -> None:
+        if self._reads:  # reads its cancelled callers left running
+            await asyncio.gather(*self._reads, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -129,15 +146,15 @@ class Context(BaseContext):
         if self._user_lookup is None or self._user_lookup.done():
             lookup = self._find_or_create_user(self.principal.subject)
             self._user_lookup = asyncio.create_task(lookup)
-        return await self._user_lookup
+        # shielded: a cancelled sibling must not cancel the lookup the others share
+        return await asyncio.shield(self._user_lookup)
 
     async def _find_or_create_user(self, subject: str) -> User:
         known = self.app.known_users.get(subject)
         if known is not None:
             self._user = known
             return known
-        async with self.reading() as session:
-            user = await user_queries.find_user(session, subject)
+        user = await self.read(lambda session: user_queries.find_user(session, subject))
         if user is None:
             async with self.writing() as session:
                 user = await user_queries.create_user(session, subject)

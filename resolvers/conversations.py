@@ -27,12 +27,16 @@ async def list_conversations(
     spec, scope = conversation_queries.CONVERSATIONS, str(user_id)
     window = window_from_args(ctx.app.cursors, spec, scope, first, after, last, before)
     term = clean_optional_text(search, "search", SEARCH_MAX)
-    async with ctx.reading() as session:
-        page = await conversation_queries.list_conversations(session, user_id, status, term, window)
+    page = await ctx.read(
+        lambda session: conversation_queries.list_conversations(
+            session, user_id, status, term, window
+        )
+    )
 
     async def count() -> int:
-        async with ctx.reading() as session:
-            return await conversation_queries.count_conversations(session, user_id, status, term)
+        return await ctx.read(
+            lambda session: conversation_queries.count_conversations(session, user_id, status, term)
+        )
 
     return page_result(ctx.app.cursors, spec, scope, page, count)
 

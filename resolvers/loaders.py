@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,12 +15,14 @@ from db import messages as message_queries
 from db import tasks as task_queries
 from db.models import Conversation, Message, Task
 
+T = TypeVar("T")
+
 
 class Reads(Protocol):
     """What a loader needs of its request: who asks, and the request's reads."""
 
     async def user_id(self) -> uuid.UUID: ...
-    def reading(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+    async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T: ...
 
 
 class Loaders:
@@ -43,8 +44,7 @@ class _RowsById(DataLoader[uuid.UUID, RowT | None]):
     def __init__(self, reads: Reads, fetch: FetchRows[RowT]) -> None:
         async def load(keys: Sequence[uuid.UUID]) -> list[RowT | None]:
             user_id = await reads.user_id()
-            async with reads.reading() as session:
-                rows = await fetch(session, user_id, keys)
+            rows = await reads.read(lambda session: fetch(session, user_id, keys))
             found = {row.id: row for row in rows}
             return [found.get(key) for key in keys]
 
@@ -70,8 +70,9 @@ class MessageCountByConversation(DataLoader[uuid.UUID, int]):
     def __init__(self, reads: Reads) -> None:
         async def load(keys: Sequence[uuid.UUID]) -> list[int]:
             user_id = await reads.user_id()
-            async with reads.reading() as session:
-                counts = await message_queries.count_messages(session, user_id, keys)
+            counts = await reads.read(
+                lambda session: message_queries.count_messages(session, user_id, keys)
+            )
             return [counts.get(key, 0) for key in keys]
 
         super().__init__(load_fn=load)
@@ -81,8 +82,9 @@ class LastMessageByConversation(DataLoader[uuid.UUID, Message | None]):
     def __init__(self, reads: Reads) -> None:
         async def load(keys: Sequence[uuid.UUID]) -> list[Message | None]:
             user_id = await reads.user_id()
-            async with reads.reading() as session:
-                newest = await message_queries.last_messages(session, user_id, keys)
+            newest = await reads.read(
+                lambda session: message_queries.last_messages(session, user_id, keys)
+            )
             return [newest.get(key) for key in keys]
 
         super().__init__(load_fn=load)

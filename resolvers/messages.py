@@ -22,8 +22,9 @@ async def list_messages(
     user_id = await ctx.user_id()
     spec, scope = message_queries.MESSAGES, str(conversation_id)
     window = window_from_args(ctx.app.cursors, spec, scope, first, after, last, before)
-    async with ctx.reading() as session:
-        page = await message_queries.list_messages(session, user_id, conversation_id, window)
+    page = await ctx.read(
+        lambda session: message_queries.list_messages(session, user_id, conversation_id, window)
+    )
 
     async def count() -> int:
         return await ctx.loaders.message_count_by_conversation.load(conversation_id)

@@ -24,12 +24,10 @@ async def list_tasks(
     user_id = await ctx.user_id()
     spec, scope = task_queries.TASKS, str(user_id)
     window = window_from_args(ctx.app.cursors, spec, scope, first, after, last, before)
-    async with ctx.reading() as session:
-        page = await task_queries.list_tasks(session, user_id, status, window)
+    page = await ctx.read(lambda session: task_queries.list_tasks(session, user_id, status, window))
 
     async def count() -> int:
-        async with ctx.reading() as session:
-            return await task_queries.count_tasks(session, user_id, status)
+        return await ctx.read(lambda session: task_queries.count_tasks(session, user_id, status))
 
     return page_result(ctx.app.cursors, spec, scope, page, count)
 

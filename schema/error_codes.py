@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 
-from core.errors import TaskchatError
+from core.errors import QueryTooComplex, TaskchatError
 from core.logging import get_logger
 
 log = get_logger("taskchat.graphql")
@@ -16,6 +17,7 @@ _TOO_COMPLEX_MARKERS = (
     "exceeds maximum operation depth",
     "aliases found. Allowed",
     "Document contains more than",
+    "is nested too deeply",
 )
 
 
@@ -53,8 +55,20 @@ def _with_code(error: GraphQLError, message: str, extensions: dict[str, Any]) ->
     )
 
 
+_SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.DOTALL)
+
+
+def without_suggestions(message: str) -> str:
+    """graphql-core's "Did you mean 'conversation'?" tells a stranger the schema's names."""
+    return _SUGGESTION.sub("", message)
+
+
 def with_contract_code(
-    error: GraphQLError, *, request_id: str | None, operation: str | None
+    error: GraphQLError,
+    *,
+    request_id: str | None,
+    operation: str | None,
+    hide_suggestions: bool = False,
 ) -> GraphQLError:
     """The error with its contract code. An unexpected exception is logged with the
     request id and answered generically: no stack trace, no SQL."""
@@ -66,8 +80,13 @@ def with_contract_code(
         original = original.original_error
     if isinstance(original, TaskchatError):
         return _with_code(error, original.message, {"code": original.code, **original.extensions})
+    if isinstance(original, RecursionError):
+        # a document (or a value in it) nested deeper than the parser can follow
+        message = "the document is nested too deeply"
+        return _with_code(error, message, {"code": QueryTooComplex.code})
     if original is None or isinstance(original, GraphQLError):
-        return _with_code(error, error.message, {"code": code_for_graphql_error(error)})
+        message = without_suggestions(error.message) if hide_suggestions else error.message
+        return _with_code(error, message, {"code": code_for_graphql_error(error)})
     log.error(
         "unexpected error",
         request_id=request_id,

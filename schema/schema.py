@@ -6,23 +6,16 @@ from collections.abc import Callable
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from core.config import Settings
-from schema.extensions.cost import MaxQueryCost
 from schema.extensions.error_codes import ErrorCodes
+from schema.extensions.limits import DocumentLimits, Limits
 from schema.extensions.operation_log import OperationLog
 from schema.extensions.parsing import CachedParsing
+from schema.extensions.validation import CachedValidation
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.subscription import Subscription
@@ -38,21 +31,20 @@ class TaskchatSchema(strawberry.Schema):
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
-    # The limiters' rule classes are built once: ValidationCache keys on them, and
-    # fresh classes per request would make every request a cache miss.
-    limit_rules = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.max_query_aliases).validation_rules,
-    ]
+    limits = Limits(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_query_aliases,
+        max_cost=settings.max_query_cost,
+    )
+    hide_suggestions = settings.is_production
     # factories: every operation gets fresh extension instances (the caches are shared)
     extensions: list[Callable[[], SchemaExtension]] = [
         OperationLog,
-        ErrorCodes,
+        lambda: ErrorCodes(hide_suggestions=hide_suggestions),
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         CachedParsing,
-        lambda: AddValidationRules(limit_rules),
-        lambda: ValidationCache(maxsize=512),
-        lambda: MaxQueryCost(settings.max_query_cost),
+        lambda: DocumentLimits(limits),
+        CachedValidation,
     ]
     if settings.is_production:
         extensions.append(DisableIntrospection)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -14,6 +17,21 @@ from db.models import Message
 from live.broker import Broker
 
 CATCH_UP_BATCH = 100
+T = TypeVar("T")
+
+
+async def _read(
+    session_factory: async_sessionmaker[AsyncSession],
+    query: Callable[[AsyncSession], Awaitable[T]],
+) -> T:
+    """One read on a session of its own, run to completion even when the feed is closed
+    meanwhile: a statement cut off mid-flight would break its pooled connection."""
+
+    async def run() -> T:
+        async with session_factory() as session, session.begin():
+            return await query(session)
+
+    return await asyncio.shield(asyncio.ensure_future(run()))
 
 
 async def follow_messages(
@@ -31,10 +49,12 @@ async def follow_messages(
     no connection and every read sees the newest snapshot."""
     # listen first, then read where we start: nothing falls between the two
     async with broker.listen(conversation_id) as signal:
-        async with session_factory() as session, session.begin():
-            conversation = await conversation_queries.get_conversation(
+        conversation = await _read(
+            session_factory,
+            lambda session: conversation_queries.get_conversation(
                 session, user_id, conversation_id
-            )
+            ),
+        )
         if conversation is None:
             raise NotFound("conversation")
         seen = conversation.last_seq if after_seq is None else after_seq
@@ -43,16 +63,30 @@ async def follow_messages(
         while True:
             await signal.wait()
             while True:
-                async with session_factory() as session, session.begin():
-                    fresh = await message_queries.messages_after(
-                        session, user_id, conversation_id, seen, CATCH_UP_BATCH
-                    )
-                    if not fresh and not await conversation_queries.get_conversation(
-                        session, user_id, conversation_id
-                    ):
-                        return  # deleted: the feed ends
+                fresh, is_live = await _read(
+                    session_factory,
+                    functools.partial(
+                        _newer_messages, user_id=user_id, conversation_id=conversation_id, seq=seen
+                    ),
+                )
+                if not is_live:
+                    return  # deleted: the feed ends
                 for message in fresh:
                     seen = message.seq
                     yield message
                 if len(fresh) < CATCH_UP_BATCH:
                     break
+
+
+async def _newer_messages(
+    session: AsyncSession, *, user_id: uuid.UUID, conversation_id: uuid.UUID, seq: int
+) -> tuple[list[Message], bool]:
+    """The next batch after `seq`, and whether the conversation is still there."""
+    fresh = await message_queries.messages_after(
+        session, user_id, conversation_id, seq, CATCH_UP_BATCH
+    )
+    if fresh:
+        return fresh, True
+    return fresh, await conversation_queries.get_conversation(
+        session, user_id, conversation_id
+    ) is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -166,6 +167,21 @@ class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
             if error.status_code == 400 and is_get and "not allowed" in error.reason:
                 raise HTTPException(405, error.reason) from None
             raise
+
+    def decode_json(self, data: str | bytes) -> object:
+        """orjson: faster, and it refuses invalid UTF-8 and JSON nested past 1024 levels
+        with a JSONDecodeError (HTTP 400, WebSocket 4400) instead of a RecursionError.
+        What orjson refuses, the standard library decides: escaped lone surrogates
+        (`"\\ud800"`) are valid JSON that only the latter reads (the input checks then
+        answer BAD_USER_INPUT)."""
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+        try:
+            return json.loads(data)
+        except (RecursionError, UnicodeDecodeError) as error:
+            raise json.JSONDecodeError(type(error).__name__, "", 0) from None
 
     def encode_json(self, data: object) -> str:
         return orjson.dumps(data).decode()

@@ -13,6 +13,9 @@ from schema.error_codes import with_contract_code
 
 
 class ErrorCodes(SchemaExtension):
+    def __init__(self, *, hide_suggestions: bool = False) -> None:
+        self.hide_suggestions = hide_suggestions
+
     def on_operation(self) -> Iterator[None]:
         self._streamed = False
         yield
@@ -31,6 +34,11 @@ class ErrorCodes(SchemaExtension):
             request_id = getattr(self.execution_context.context, "request_id", None)
             operation = self.execution_context.operation_name
             result.errors = [
-                with_contract_code(error, request_id=request_id, operation=operation)
+                with_contract_code(
+                    error,
+                    request_id=request_id,
+                    operation=operation,
+                    hide_suggestions=self.hide_suggestions,
+                )
                 for error in result.errors
             ]
