@@ -282,7 +282,7 @@ class ChatService:
             # below for the reply; a failure anywhere rolls all of it back.
             runtime = ToolRuntime(session, user_id)
             try:
-                async with asyncio.timeout(self._settings.agent_timeout_seconds):
+                async with asyncio.timeout(self._settings.agent_timeout_seconds) as budget:
                     outcome = await run_turn(
                         self._provider,
                         prompt,
@@ -290,6 +290,7 @@ class ChatService:
                         max_steps=self._settings.agent_max_steps,
                         on_delta=listener.delta,
                         on_tool_call=listener.tool_call_completed,
+                        deadline=budget.when(),
                     )
             except TimeoutError:
                 raise AgentTimeout() from None

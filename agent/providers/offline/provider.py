@@ -105,6 +105,7 @@ class OfflineProvider:
         tools: list[ToolSpec],
         *,
         on_delta: DeltaSink | None = None,
+        deadline: float | None = None,
     ) -> ModelReply:
         content = ""
         tool_calls: list[ToolCallRequest] = []
