@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-__all__ = ["Intent", "parse_intent", "whole"]
+__all__ = ["Intent", "near", "parse_intent", "whole"]
 
 Intent = tuple[str, dict[str, str]]
 _Builder = Callable[[re.Match[str]], Intent | None]
@@ -577,7 +577,7 @@ _REAL_WORDS = frozenset(
 )
 
 
-def _near(word: str, target: str, *, substitute: bool) -> bool:
+def near(word: str, target: str, *, substitute: bool) -> bool:
     """One edit apart: a swap of neighbours, a letter dropped or doubled, or (when
     ``substitute``) one letter replaced."""
     if word == target:
@@ -602,7 +602,7 @@ def _fix_typos(text: str) -> str:
         words[0:1] = ["add", "a"]
     elif first.isalpha() and first not in _VERBS and first not in _REAL_WORDS and len(first) >= 3:
         for verb in _VERBS:
-            if _near(first, verb, substitute=len(first) >= 5):
+            if near(first, verb, substitute=len(first) >= 5):
                 words[0] = verb
                 break
     for index, word in enumerate(words[1:], start=1):
@@ -610,7 +610,7 @@ def _fix_typos(text: str) -> str:
         if not lower.isalpha() or lower in _REAL_WORDS or lower in _NOUN_WORDS or len(lower) < 3:
             continue
         for noun in _NOUN_WORDS:
-            if _near(lower, noun, substitute=False):
+            if near(lower, noun, substitute=False):
                 words[index] = noun
                 break
     return " ".join(words)

@@ -21,7 +21,14 @@ from agent.providers.base import (
     ToolSpec,
 )
 from agent.providers.offline.grammar import parse_intent
-from agent.providers.offline.wording import HINT, describe_result, small_talk
+from agent.providers.offline.resolve import after_results, answer_to, turn_steps
+from agent.providers.offline.wording import (
+    HINT,
+    ask_which,
+    describe_result,
+    not_found,
+    small_talk,
+)
 
 __all__ = ["MODEL_NAME", "OfflineProvider"]
 
@@ -90,6 +97,28 @@ def _offered_tools(tools: list[ToolSpec]) -> set[str]:
     return names
 
 
+def _calls_so_far(messages: list[ChatMessage]) -> int:
+    return sum(
+        len(message.get("tool_calls") or [])
+        for message in messages
+        if message.get("role") == "assistant"
+    )
+
+
+def _last_user(messages: list[ChatMessage]) -> int:
+    """Index of the last user message (-1 when there is none)."""
+    return next(
+        (i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"), -1
+    )
+
+
+def _previous_turn(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """The messages of the turn before the current user message (its question excluded)."""
+    current = _last_user(messages)
+    previous = _last_user(messages[:current]) if current > 0 else -1
+    return messages[previous + 1 : current] if previous >= 0 else []
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -114,27 +143,47 @@ class OfflineProvider:
 
         if role == "user":
             text = _message_text(last)
-            intent = parse_intent(text)
+            follow_up = answer_to(turn_steps(_previous_turn(messages)), text)
+            intent = follow_up if isinstance(follow_up, tuple) else parse_intent(text)
             offered = _offered_tools(tools)
             # An empty tool list means "no filter" (callers that do not pass specs).
             if intent is not None and offered and intent[0] not in offered:
                 content = f"Sorry, I can't do that right now. {HINT}"
             elif intent is not None:
-                earlier = sum(
-                    len(message.get("tool_calls") or [])
-                    for message in messages
-                    if message.get("role") == "assistant"
-                )
+                earlier = _calls_so_far(messages)
                 tool, arguments = intent
                 tool_calls.append(
                     ToolCallRequest(
                         id=f"call_{earlier + 1}", name=tool, arguments=json.dumps(arguments)
                     )
                 )
+            elif isinstance(follow_up, str):
+                content = follow_up
             else:
                 content = small_talk(text)
         elif role == "tool":
-            content = _answer_tool_results(messages)
+            step = after_results(turn_steps(messages[_last_user(messages) + 1 :]))
+            if step is not None and step.call is not None:
+                tool, arguments = step.call
+                tool_calls.append(
+                    ToolCallRequest(
+                        id=f"call_{_calls_so_far(messages) + 1}",
+                        name=tool,
+                        arguments=json.dumps(arguments),
+                    )
+                )
+            elif step is not None and step.question is not None:
+                question = step.question
+                content = ask_which(
+                    question.tool,
+                    str(question.arguments.get("title") or ""),
+                    question.candidates,
+                    exact=question.exact,
+                )
+            elif step is not None and step.not_found is not None:
+                content = not_found(step.not_found, step.tasks)
+            else:
+                content = _answer_tool_results(messages)
         else:
             content = HINT
 

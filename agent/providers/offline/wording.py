@@ -7,7 +7,7 @@ from typing import Any
 
 from agent.providers.offline.grammar import whole
 
-__all__ = ["HINT", "describe_result", "small_talk"]
+__all__ = ["HINT", "ask_which", "describe_result", "not_found", "small_talk"]
 
 HINT = (
     "I can help you manage your tasks. Try "
@@ -121,3 +121,32 @@ def describe_result(name: str | None, args: dict[str, Any], content: Any) -> str
         title = _title_of(result.get("deleted"), str(args.get("title", "the task")))
         return f'Deleted "{title}".'
     return "Done."
+
+
+_DOING = {"complete_task": "mark as done", "update_task": "change", "delete_task": "delete"}
+
+
+def ask_which(tool: str, reference: str, candidates: list[dict[str, Any]], *, exact: bool) -> str:
+    """A question listing the tasks a reference may mean."""
+    doing = _DOING.get(tool, "use")
+    if len(candidates) == 1:
+        title = _title_of(candidates[0])
+        return f'Do you mean "{title}"? Say "yes" to {doing} it, or tell me which task.'
+    if exact:
+        header = f'{len(candidates)} tasks are called "{reference}". Which one should I {doing}?'
+    else:
+        header = f'Several tasks match "{reference}". Which one should I {doing}?'
+    lines = [header]
+    for number, task in enumerate(candidates, start=1):
+        done = isinstance(task, dict) and task.get("status") == "COMPLETED"
+        lines.append(f"{number}. {_title_of(task)}{' (done)' if done else ''}")
+    lines.append('Answer with its number (like "the second one") or its exact title.')
+    return "\n".join(lines)
+
+
+def not_found(reference: str, tasks: list[dict[str, Any]]) -> str:
+    """No task matches a reference, even loosely."""
+    if not tasks:
+        return f'I couldn\'t find a task matching "{reference}": you have no tasks.'
+    titles = ", ".join(f'"{_title_of(task)}"' for task in tasks[:10])
+    return f'I couldn\'t find a task matching "{reference}". Your tasks: {titles}.'
