@@ -4,17 +4,20 @@ python main.py serve      apply migrations, then serve
 python main.py migrate    apply migrations
 python main.py token SUBJECT [--ttl 1h]
 python main.py schema     print the SDL
+python main.py check      database reachable and migrated; with a key, Groq and its model
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -34,6 +37,9 @@ from schema.schema import build_schema, print_sdl
 from web.graphql import TaskchatGraphQLRouter, UnauthenticatedRequest, unauthenticated_body
 from web.middleware import RequestIdMiddleware
 from web.ops import ops_router
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 ROOT = Path(__file__).resolve().parent
 log = get_logger("taskchat")
@@ -138,15 +144,79 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def run_migrations(database_url: str, revision: str = "head") -> None:
+def _alembic_config(database_url: str) -> AlembicConfig:
     from alembic.config import Config
-
-    from alembic import command
 
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "alembic"))
     config.attributes["database_url"] = database_url
-    command.upgrade(config, revision)
+    return config
+
+
+def run_migrations(database_url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(_alembic_config(database_url), revision)
+
+
+async def _check(settings: Settings) -> bool:
+    """One line per check on stdout; true when every check passed."""
+    import groq
+    from alembic.script import ScriptDirectory
+
+    from agent.providers.groq import GroqProvider
+    from db.health import current_revision
+
+    results: list[tuple[str, bool, str]] = []
+    head = ScriptDirectory.from_config(_alembic_config(settings.database_url)).get_current_head()
+    try:
+        engine = create_engine(settings.database_url)
+        try:
+            async with asyncio.timeout(10):
+                revision = await current_revision(engine)
+        finally:
+            await engine.dispose()
+    except Exception as error:
+        results.append(("database", False, f"unreachable ({type(error).__name__})"))
+    else:
+        results.append(("database", True, "reachable"))
+        if revision == head:
+            results.append(("migrations", True, f"at {head}"))
+        else:
+            results.append(
+                ("migrations", False, f"at {revision or 'none'}, expected {head}: run migrate")
+            )
+
+    if not settings.groq_api_key:
+        results.append(("groq", True, "skipped (no GROQ_API_KEY; the offline agent answers)"))
+    else:
+        provider = GroqProvider(
+            settings.groq_api_key,
+            model=settings.groq_model,
+            base_url=settings.groq_base_url,
+            timeout_seconds=min(settings.agent_timeout_seconds, 10),
+        )
+        try:
+            models = await provider.list_models()
+        except groq.APIStatusError as error:
+            results.append(("groq", False, f"answered HTTP {error.status_code}"))
+        except groq.APIError as error:
+            results.append(("groq", False, f"unreachable ({type(error).__name__})"))
+        else:
+            results.append(("groq", True, f"answers ({len(models)} models listed)"))
+            for model in [settings.groq_model, *settings.groq_fallbacks]:
+                if model in models:
+                    results.append(("model", True, f"{model} is listed"))
+                else:
+                    results.append(
+                        ("model", False, f"{model} is not listed: set GROQ_MODEL to one that is")
+                    )
+        finally:
+            await provider.aclose()
+
+    for name, ok, detail in results:
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}", flush=True)
+    return all(ok for _, ok, _ in results)
 
 
 def _serve(settings: Settings) -> None:
@@ -192,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("subject")
     token.add_argument("--ttl", default="1h", help="lifetime: 90s, 15m, 1h, 7d (default 1h)")
     commands.add_parser("schema", help="print the GraphQL SDL")
+    commands.add_parser("check", help="check the database and the model provider")
     args = parser.parse_args(argv)
 
     try:
@@ -204,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "migrate":
             run_migrations(settings.database_url)
             print("migrations applied", flush=True)
+        elif args.command == "check":
+            return 0 if asyncio.run(_check(settings)) else 1
         elif args.command == "token":
             if settings.jwks_url and not settings.jwt_secret:
                 raise ConfigError("JWKS_URL is set: tokens come from its issuer, not from here")

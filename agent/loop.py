@@ -37,6 +37,7 @@ async def run_turn(
     max_steps: int,
     on_delta: DeltaSink | None = None,
     on_tool_call: ToolCallSink | None = None,
+    deadline: float | None = None,
 ) -> TurnOutcome:
     """`messages` is the system prompt plus history ending with the user's message.
     The reply's text is everything the model said across steps, in order, so that a
@@ -47,7 +48,9 @@ async def run_turn(
     for _ in range(max_steps):
         started = time.perf_counter()
         step_delta = _separated(on_delta, needs_separator=bool(texts))
-        reply = await provider.complete(conversation, TOOL_SPECS, on_delta=step_delta)
+        reply = await provider.complete(
+            conversation, TOOL_SPECS, on_delta=step_delta, deadline=deadline
+        )
         outcome.model_seconds += time.perf_counter() - started
         outcome.steps += 1
         outcome.model = reply.model or outcome.model

@@ -30,7 +30,12 @@ ToolResult = dict[str, Any]
 
 
 class ToolError(Exception):
-    """A problem the model should hear about and may correct."""
+    """A problem the model should hear about and may correct. ``details`` go into the
+    result beside the error (e.g. the candidates of an ambiguous title)."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 @dataclass(slots=True)
@@ -119,14 +124,15 @@ async def _find_task(
     title = clean_text(title, "title", TASK_TITLE_MAX)
     matches = await task_service.tasks_titled(session, user_id, title)
     if not matches:
-        raise ToolError(f'no task titled "{title}"')
+        raise ToolError(f'no task titled "{title}"', missing=True)
     if len(matches) > 1:
         candidates = "; ".join(
             f'{to_global_id("Task", t.id)} "{t.title}" ({t.status.value})' for t in matches
         )
         raise ToolError(
             f'{len(matches)} tasks are titled "{title}"; '
-            f"call again with task_id, one of: {candidates}"
+            f"call again with task_id, one of: {candidates}",
+            candidates=[task_view(t) for t in matches],
         )
     return matches[0]
 
@@ -280,6 +286,6 @@ async def run_tool(runtime: ToolRuntime, name: str, raw_arguments: str) -> tuple
         async with runtime.work.savepoint() as session:
             return recorded, await tool.run(session, runtime.user_id, arguments)
     except ToolError as error:
-        return recorded, {"ok": False, "error": str(error)}
+        return recorded, {"ok": False, "error": str(error), **error.details}
     except (BadUserInput, NotFound) as error:
         return recorded, {"ok": False, "error": error.message}

@@ -261,7 +261,7 @@ class Assistant:
             )
         prompt = [system_message(date.today()), *history_messages(history)]
         try:
-            async with asyncio.timeout(self._settings.agent_timeout_seconds):
+            async with asyncio.timeout(self._settings.agent_timeout_seconds) as budget:
                 return await run_turn(
                     self._provider,
                     prompt,
@@ -269,6 +269,7 @@ class Assistant:
                     max_steps=self._settings.agent_max_steps,
                     on_delta=listener.delta,
                     on_tool_call=listener.tool_call_completed,
+                    deadline=budget.when(),
                 )
         except TimeoutError:
             raise AgentTimeout() from None

@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_FILE = Path(".taskchat-dev-secret")
 MIN_SECRET_BYTES = 32
+#: The Groq model used unless GROQ_MODEL says otherwise: one Groq serves today for tool use
+#: (its deprecations page names it as the replacement of the Llama models it switched off).
+DEFAULT_GROQ_MODEL = "openai/gpt-oss-120b"
 
 
 class ConfigError(RuntimeError):
@@ -32,7 +35,9 @@ class Settings(BaseSettings):
 
     agent_provider: Literal["groq", "offline"] | None = None
     groq_api_key: str | None = None
-    groq_model: str = "llama-3.3-70b-versatile"
+    groq_model: str = DEFAULT_GROQ_MODEL
+    #: comma-separated models tried in order when GROQ_MODEL is switched off or unknown
+    groq_fallback_models: str | None = None
     groq_base_url: str | None = None
     agent_timeout_seconds: float = Field(default=30, gt=0)
     agent_max_steps: int = Field(default=5, ge=1, le=20)
@@ -77,6 +82,11 @@ class Settings(BaseSettings):
         if self.cors_origins is None:
             return [] if self.is_production else ["*"]
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def groq_fallbacks(self) -> list[str]:
+        models = (self.groq_fallback_models or "").split(",")
+        return [model.strip() for model in models if model.strip()]
 
     @property
     def resolved_agent_provider(self) -> Literal["groq", "offline"]:

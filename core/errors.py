@@ -59,5 +59,10 @@ class AgentTimeout(TaskchatError):
 class AgentUnavailable(TaskchatError):
     code = "AGENT_UNAVAILABLE"
 
-    def __init__(self, reason: str = "the assistant is unavailable right now") -> None:
-        super().__init__(reason)
+    def __init__(
+        self, reason: str = "the assistant is unavailable right now", retry_after: int | None = None
+    ) -> None:
+        if retry_after is not None:
+            super().__init__(reason, retryAfter=retry_after)
+        else:
+            super().__init__(reason)

@@ -40,7 +40,9 @@ class ModelProvider(Protocol):
     """A chat model that may call tools.
 
     ``on_delta``, when given, receives the reply text in pieces as it is produced; the
-    pieces concatenate to ``ModelReply.content``.
+    pieces concatenate to ``ModelReply.content``. ``deadline``, when given, is the event
+    loop time (``asyncio.get_running_loop().time()``) by which the turn must be done: a
+    provider never waits (e.g. for a rate limit to pass) beyond it.
     """
 
     name: str
@@ -51,6 +53,7 @@ class ModelProvider(Protocol):
         tools: list[ToolSpec],
         *,
         on_delta: DeltaSink | None = None,
+        deadline: float | None = None,
     ) -> ModelReply: ...
 
     async def aclose(self) -> None: ...

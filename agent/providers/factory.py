@@ -15,6 +15,7 @@ def build_provider(settings: Settings) -> ModelProvider:
         return GroqProvider(
             settings.groq_api_key,
             model=settings.groq_model,
+            fallback_models=settings.groq_fallbacks,
             base_url=settings.groq_base_url,
             timeout_seconds=settings.agent_timeout_seconds,
         )

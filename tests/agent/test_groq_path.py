@@ -20,7 +20,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from core.config import Settings
+from core.config import DEFAULT_GROQ_MODEL, Settings
 from core.ids import parse_global_id
 from db.engine import create_engine
 from db.models import Message
@@ -176,7 +176,7 @@ async def test_tool_call_then_final_text_creates_the_task_and_records_the_call(
     requests = standin.chat_requests
     assert len(requests) == 2
     assert [request.stream for request in requests] == [False, False]
-    assert {request.model for request in requests} == {"llama-3.3-70b-versatile"}
+    assert {request.model for request in requests} == {DEFAULT_GROQ_MODEL}
 
 
 async def test_two_tool_calls_in_one_step_both_run_in_order(
@@ -509,7 +509,7 @@ async def test_reply_metadata_records_model_usage_and_latency(
 
     meta = await stored_metadata(database_urls[backend], reply["id"])
     assert meta["provider"] == "groq"
-    assert meta["model"] == "llama-3.3-70b-versatile"  # the model the stand-in answered as
+    assert meta["model"] == DEFAULT_GROQ_MODEL  # the model the stand-in answered as
     assert meta["usage"] == {"prompt_tokens": 270, "completion_tokens": 26}
     assert meta["steps"] == 2
     latency, model_time = meta["latency_ms"], meta["model_ms"]

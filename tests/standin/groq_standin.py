@@ -14,7 +14,7 @@ Usage::
         )
         client = AsyncGroq(api_key="test-key", base_url=standin.base_url, max_retries=0)
         ...
-        assert standin.last_request.body["model"] == "llama-3.3-70b-versatile"
+        assert standin.last_request.body["model"] == "openai/gpt-oss-120b"
 
 Behaviour in brief:
 
@@ -28,6 +28,12 @@ Behaviour in brief:
   ``chat.completion.chunk`` events ending with ``data: [DONE]``; usage is sent on the
   last chunk under ``x_groq.usage`` (as Groq does) and also as top-level ``usage`` when
   the request asks for ``stream_options.include_usage``.
+* ``GET /openai/v1/models`` lists ``standin.models``. A chat request for a model in
+  ``standin.decommissioned`` answers 400 ``model_decommissioned``; with
+  ``standin.strict_models`` a model not in ``standin.models`` answers 404
+  ``model_not_found``, as Groq does. Neither consumes a step.
+* A step's ``reasoning`` is sent as the assistant message's ``reasoning`` field (streamed:
+  ``delta.reasoning`` chunks before the content), as Groq's gpt-oss models do.
 * When ``expected_api_key`` is set, a request whose ``Authorization`` header is not
   ``Bearer <expected_api_key>`` answers 401 without consuming a step.
 """
@@ -50,6 +56,9 @@ from typing import Any, Self
 
 __all__ = [
     "CHAT_COMPLETIONS_PATH",
+    "CURRENT_MODELS",
+    "DECOMMISSIONED_MODELS",
+    "MODELS_PATH",
     "Error",
     "GroqStandIn",
     "RecordedRequest",
@@ -70,6 +79,30 @@ __all__ = [
 
 CHAT_COMPLETIONS_PATH = "/openai/v1/chat/completions"
 """Path the groq SDK posts chat completions to, relative to ``base_url``."""
+
+MODELS_PATH = "/openai/v1/models"
+"""Path the groq SDK lists models at."""
+
+CURRENT_MODELS = (
+    "openai/gpt-oss-120b",
+    "openai/gpt-oss-20b",
+    "qwen/qwen3-32b",
+    "meta-llama/llama-4-scout-17b-16e-instruct",
+)
+"""Models the stand-in lists by default (a sample of what Groq serves today)."""
+
+DECOMMISSIONED_MODELS = frozenset(
+    {
+        "llama-3.3-70b-versatile",
+        "llama-3.1-8b-instant",
+        "llama3-70b-8192",
+        "llama3-8b-8192",
+        "mixtral-8x7b-32768",
+        "gemma2-9b-it",
+        "llama-3.1-70b-versatile",
+    }
+)
+"""Models Groq switched off; a request for one answers 400 ``model_decommissioned``."""
 
 _ARGUMENT_PIECE = 8
 """Characters of tool-call arguments per streamed chunk; small so arguments always split."""
@@ -100,6 +133,7 @@ class Text:
     content: str
     stream_delay: float = 0.0
     usage: Usage | None = None
+    reasoning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +153,7 @@ class ToolCalls:
     content: str | None = None
     stream_delay: float = 0.0
     usage: Usage | None = None
+    reasoning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,14 +184,20 @@ Step = Text | ToolCalls | Error | Slow | Repeat
 """Anything :meth:`GroqStandIn.script` accepts."""
 
 
-def text(content: str, *, stream_delay: float = 0.0, usage: Usage | None = None) -> Text:
+def text(
+    content: str,
+    *,
+    stream_delay: float = 0.0,
+    usage: Usage | None = None,
+    reasoning: str | None = None,
+) -> Text:
     """A final text answer.
 
     Streamed, the content arrives in word-sized chunks (whitespace kept, so the deltas join
     back to ``content``), with ``stream_delay`` seconds before each content chunk so a test
     can cancel mid-stream. ``usage`` overrides the estimated token counts.
     """
-    return Text(content=content, stream_delay=stream_delay, usage=usage)
+    return Text(content=content, stream_delay=stream_delay, usage=usage, reasoning=reasoning)
 
 
 def call(name: str, arguments: dict[str, Any] | str, id: str | None = None) -> ToolCall:
@@ -173,6 +214,7 @@ def tool_calls(
     content: str | None = None,
     stream_delay: float = 0.0,
     usage: Usage | None = None,
+    reasoning: str | None = None,
 ) -> ToolCalls:
     """A reply that calls one or more tools (``finish_reason="tool_calls"``).
 
@@ -182,7 +224,9 @@ def tool_calls(
     """
     if not calls:
         raise ValueError("tool_calls() needs at least one call(...)")
-    return ToolCalls(calls=calls, content=content, stream_delay=stream_delay, usage=usage)
+    return ToolCalls(
+        calls=calls, content=content, stream_delay=stream_delay, usage=usage, reasoning=reasoning
+    )
 
 
 _ERROR_DEFAULTS: dict[int, tuple[str, str, str]] = {
@@ -401,20 +445,56 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(
         self, standin: GroqStandIn, record: RecordedRequest, parse_error: str | None
     ) -> None:
+        if record.path == MODELS_PATH and record.method == "GET":
+            if self._authorized(standin):
+                self._send_json(200, standin._model_list())
+            return
         if record.path != CHAT_COMPLETIONS_PATH:
             self._send_json(404, _error_body(404, f"Unknown request URL: {record.path}"))
             return
         if record.method != "POST":
             self._send_json(405, _error_body(405, f"Method {record.method} not allowed"))
             return
-        expected = standin.expected_api_key
-        if expected is not None and record.authorization != f"Bearer {expected}":
-            self._send_json(401, _error_body(401))
+        if not self._authorized(standin):
             return
         if parse_error is not None:
             self._send_json(400, _error_body(400, parse_error))
             return
+        model = record.model or ""
+        if model in standin.decommissioned:
+            message = (
+                f"The model `{model}` has been decommissioned and is no longer supported. "
+                "Please refer to https://console.groq.com/docs/deprecations for a "
+                "recommendation on which model to use instead."
+            )
+            body = {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "code": "model_decommissioned",
+                }
+            }
+            self._send_json(400, body)
+            return
+        if standin.strict_models and model not in standin.models:
+            message = f"The model `{model}` does not exist or you do not have access to it."
+            body = {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "code": "model_not_found",
+                }
+            }
+            self._send_json(404, body)
+            return
         self._play(standin._next_step(), record)
+
+    def _authorized(self, standin: GroqStandIn) -> bool:
+        expected = standin.expected_api_key
+        if expected is not None and self.headers.get("authorization") != f"Bearer {expected}":
+            self._send_json(401, _error_body(401))
+            return False
+        return True
 
     # -- reply
 
@@ -512,6 +592,7 @@ class _Reply:
     finish_reason: str
     usage: dict[str, int]
     include_usage: bool
+    reasoning: str | None = None
 
     @classmethod
     def build(cls, standin: GroqStandIn, step: Text | ToolCalls, record: RecordedRequest) -> _Reply:
@@ -545,11 +626,14 @@ class _Reply:
                 "total_tokens": prompt + completion,
             },
             include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
+            reasoning=step.reasoning,
         )
 
     def completion(self) -> dict[str, Any]:
         """The non-streamed ``chat.completion`` object."""
         message: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.reasoning is not None:
+            message["reasoning"] = self.reasoning
         if self.calls:
             message["tool_calls"] = [
                 {
@@ -600,6 +684,8 @@ class _Reply:
                 False,
             )
         ]
+        for piece in _split_words(self.reasoning or ""):
+            out.append((self._chunk({"reasoning": piece}), True))
         for piece in _split_words(self.content or ""):
             out.append((self._chunk({"content": piece}), True))
         for index, (call_id, c) in enumerate(self.calls):
@@ -637,6 +723,12 @@ class GroqStandIn:
         """When set, requests must carry ``Authorization: Bearer <key>`` or get 401."""
         self.default_step: Step = text("OK.")
         """Reply used when the script is empty; kept across :meth:`reset`."""
+        self.models: list[str] = list(CURRENT_MODELS)
+        """What ``GET /openai/v1/models`` lists; reset by :meth:`reset`."""
+        self.decommissioned: set[str] = set(DECOMMISSIONED_MODELS)
+        """Models answering 400 ``model_decommissioned``; reset by :meth:`reset`."""
+        self.strict_models = False
+        """When true, a model not in :attr:`models` answers 404 ``model_not_found``."""
         self._lock = threading.Lock()
         self._queue: list[Step] = []
         self._requests: list[RecordedRequest] = []
@@ -720,6 +812,9 @@ class GroqStandIn:
         with self._lock:
             self._queue.clear()
             self._requests.clear()
+            self.models = list(CURRENT_MODELS)
+            self.decommissioned = set(DECOMMISSIONED_MODELS)
+            self.strict_models = False
             self._counters = dict.fromkeys(self._counters, 0)
 
     def _next_step(self) -> Step:
@@ -774,6 +869,22 @@ class GroqStandIn:
         with self._lock:
             self._counters[counter] += 1
             return self._counters[counter]
+
+    def _model_list(self) -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": model,
+                    "object": "model",
+                    "created": 1754000000,
+                    "owned_by": model.split("/", 1)[0] if "/" in model else "Meta",
+                    "active": True,
+                    "context_window": 131072,
+                }
+                for model in self.models
+            ],
+        }
 
     def _call_id(self) -> str:
         return f"call_standin_{self._next('call')}"

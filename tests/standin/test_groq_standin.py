@@ -29,7 +29,7 @@ from .groq_standin import (
     tool_calls,
 )
 
-MODEL = "llama-3.3-70b-versatile"
+MODEL = "openai/gpt-oss-120b"
 MESSAGES: list[Any] = [
     {"role": "system", "content": "You manage tasks."},
     {"role": "user", "content": "Add buy milk and call mom"},
