@@ -55,6 +55,7 @@ try {
 
   async function runTab(name, expected) {
     await page.locator('.graphiql-tab', { hasText: name }).first().click();
+    await page.locator('.graphiql-query-editor', { hasText: name }).waitFor({ timeout: 15000 });
     await page.locator('.graphiql-execute-button').click();
     const result = page.locator('.result-window');
     await result.getByText(expected).first().waitFor({ timeout: 15000 });

@@ -314,3 +314,17 @@ async def test_metrics_token_keeps_metrics_private(server_factory: ServerFactory
 async def test_metrics_are_open_without_a_token(server: LiveServer) -> None:
     async with httpx.AsyncClient(base_url=server.url) as http:
         assert (await http.get("/metrics")).status_code == 200
+
+
+async def test_a_failed_multipart_subscription_gives_its_slot_back(
+    server_factory: ServerFactory,
+) -> None:
+    live = await server_factory(ws_max_connections_per_user=1)
+    token = token_for(f"slot-leak-{uuid.uuid4()}")
+    async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
+        for query in ("subscription { nope }", "subscription {", STREAM):
+            response, parts = await stream_subscription(http, token, query, {"content": "hi"})
+            assert response.status_code in (200, 400), response.text
+        # the failures above did not keep the user's only slot
+        assert response.status_code == 200
+        assert parts[-1]["payload"]["data"]["sendMessageStream"]["__typename"] == "ReplyCompleted"

@@ -4,7 +4,22 @@
   const url = window.location.href.split('?')[0].split('#')[0];
   const subscriptionUrl = url.replace(/^http/, 'ws');
   // GraphiQL sends the Headers pane as the WebSocket's connection_init payload too
-  const fetcher = GraphiQL.createFetcher({ url, subscriptionUrl });
+  const base = GraphiQL.createFetcher({ url, subscriptionUrl });
+  // GraphiQL picks the WebSocket by operation name; right after a tab switch its name can
+  // lag behind the document (a subscription then goes out as a plain POST): name the
+  // operation from the document that is actually sent
+  const fetcher = (params, options) => {
+    let documentAST;
+    try {
+      documentAST = GraphiQL.GraphQL.parse(params.query);
+    } catch {
+      return base(params, options);
+    }
+    const operations = documentAST.definitions.filter((d) => d.kind === 'OperationDefinition');
+    const named = operations.find((d) => d.name?.value === params.operationName);
+    const operationName = named || operations.length !== 1 ? params.operationName : operations[0].name?.value;
+    return base({ ...params, operationName }, { ...options, documentAST });
+  };
   const explorer = GraphiQLPluginExplorer.explorerPlugin();
   // every tab starts with the demo token; nothing is kept between visits, so a reload
   // always opens the examples with the server's current token
