@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PEER_STAMP := peer/node_modules/.installed
 
-.PHONY: run test lint typecheck format bench install peer clean
+.PHONY: run test lint typecheck format bench install peer system clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,16 @@ $(PEER_STAMP): peer/package.json peer/package-lock.json
 
 peer: $(PEER_STAMP)
 
+## Debian packages the tests need (chromium for GraphiQL's browser test), installed once.
+system:
+	scripts/ensure-system-packages.sh
+
 ## Serve on the embedded defaults (SQLite, offline agent); migrations run first.
 run: $(STAMP)
 	$(BIN)/python main.py serve
 
 ## Everything CI checks: lint, types, then the whole suite on SQLite and PostgreSQL.
-test: $(STAMP) $(PEER_STAMP)
+test: $(STAMP) $(PEER_STAMP) system
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

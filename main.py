@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 
 from agent.providers.factory import build_provider
 from agent.turn import Assistant
@@ -34,9 +35,12 @@ from db.locks import build_turn_locks
 from live.broker import build_broker
 from resolvers.resources import AppResources
 from schema.schema import build_schema, print_sdl
+from web.graphiql import STATIC_DIR, STATIC_PATH
 from web.graphql import TaskchatGraphQLRouter, UnauthenticatedRequest, unauthenticated_body
 from web.middleware import RequestIdMiddleware
 from web.ops import ops_router
+from web.persisted import PersistedDocuments, load_manifest
+from web.security import SecurityHeadersMiddleware
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -52,7 +56,8 @@ def _cursor_secret(settings: Settings) -> str:
     return hashlib.sha256(settings.database_url.encode()).hexdigest()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, demo_token: str | None = None) -> FastAPI:
+    """`demo_token`: shown in GraphiQL's headers pane (development only)."""
     settings = settings or Settings()
     configure_logging(json=settings.is_production, level=settings.log_level)
     engine = create_engine(
@@ -105,9 +110,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
         max_body_size=settings.max_request_bytes,
     )
+    manifest = load_manifest(settings.trusted_documents) if settings.trusted_documents else None
     graphql = TaskchatGraphQLRouter(
         build_schema(settings),
         resources,
+        persisted=PersistedDocuments(apq_capacity=settings.apq_cache_size, manifest=manifest),
+        demo_token=None if settings.is_production else demo_token,
         path="/graphql",
         graphql_ide=None if settings.is_production else "graphiql",
         keep_alive=True,
@@ -117,7 +125,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allowed_origins=settings.allowed_origins,
     )
     app.include_router(graphql)
-    app.include_router(ops_router(engine))
+    app.include_router(ops_router(engine, settings.metrics_token))
+    if not settings.is_production:
+        # GraphiQL's page and assets, from this server: no CDN
+        app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
     if settings.allowed_origins:
         # bearer tokens, not cookies: no credentials mode needed
         app.add_middleware(
@@ -128,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID"],
             max_age=600,
         )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
     @app.exception_handler(UnauthenticatedRequest)
@@ -224,6 +236,7 @@ def _serve(settings: Settings) -> None:
 
     run_migrations(settings.database_url)
     address = f"http://{settings.host}:{settings.port}/graphql"
+    token: str | None = None
     if settings.is_production or settings.jwks_url:
         # with a JWKS the issuer signs tokens; there is no key here to sign a demo one
         print(f"taskchat serving GraphQL at {address}", flush=True)
@@ -237,7 +250,7 @@ def _serve(settings: Settings) -> None:
             flush=True,
         )
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, demo_token=token),
         host=settings.host,
         port=settings.port,
         loop="uvloop",

@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_pool_pre_ping: bool = True
 
+    #: set: /metrics answers only `Authorization: Bearer <metrics_token>`
+    metrics_token: str | None = None
+    #: documents remembered per instance for automatic persisted queries (0: APQ off)
+    apq_cache_size: int = Field(default=1000, ge=0)
+    #: a manifest of trusted documents (Relay, GraphQL Codegen or Apollo format): set,
+    #: only its operations run
+    trusted_documents: Path | None = None
+
     @model_validator(mode="after")
     def _check_keys(self) -> Settings:
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:

@@ -134,9 +134,9 @@ class LiveServer:
         await asyncio.wait_for(self.task, timeout=10)
 
 
-async def start_server(settings: Settings) -> LiveServer:
+async def start_server(settings: Settings, **app_options: Any) -> LiveServer:
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, **app_options),
         host="127.0.0.1",
         port=0,
         log_level="warning",

@@ -14,14 +14,20 @@ from typing import Any, cast
 import orjson
 from cross_web import HTTPException
 from fastapi import Request, Response, WebSocket
+from fastapi.responses import HTMLResponse
 from starlette.requests import HTTPConnection
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.fastapi import GraphQLRouter
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UnsetType
 
 from core.auth import Principal
@@ -31,6 +37,9 @@ from core.metrics import WS_CONNECTIONS
 from resolvers.context import Context
 from resolvers.resources import AppResources
 from schema.error_codes import error_entry, with_protocol_code
+from web import http_protocols
+from web.graphiql import graphiql_html
+from web.persisted import PersistedDocuments, PersistedQueryError, request_error_body
 
 log = get_logger("taskchat.web")
 
@@ -87,14 +96,44 @@ class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 with_protocol_code(error)
         await super().send_message(message)
 
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        """Persisted documents (APQ, trusted documents) apply to WebSocket operations too."""
+        payload = cast(dict[str, Any], message.get("payload") or {})
+        view = cast(TaskchatGraphQLRouter, self.view)
+        try:
+            payload["query"] = view.persisted.resolve(
+                payload.get("query"), payload.get("extensions"), payload.get("documentId")
+            )
+        except PersistedQueryError as error:
+            errors = request_error_body(error)["errors"]
+            await self.send_message({"id": message["id"], "type": "error", "payload": errors})
+            return
+        await super().handle_subscribe(message)
+
 
 class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
     graphql_transport_ws_handler_class = CodedTransportWSHandler
 
-    def __init__(self, schema: BaseSchema, app: AppResources, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        schema: BaseSchema,
+        app: AppResources,
+        *,
+        persisted: PersistedDocuments,
+        demo_token: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.resources = app
+        self.persisted = persisted
+        self.demo_token = demo_token
+        # one pool of slots per user: sockets and multipart HTTP subscriptions alike
         self.ws_slots = WebSocketSlots(app.settings.ws_max_connections_per_user)
-        super().__init__(schema, context_getter=cast(Any, self._context_getter()), **kwargs)
+        super().__init__(
+            schema,
+            context_getter=cast(Any, self._context_getter()),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL),
+            **kwargs,
+        )
 
     def _context_getter(self) -> Callable[..., AsyncIterator[Context]]:
         app = self.resources
@@ -157,16 +196,94 @@ class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
         response.taskchat_graphql_response = GRAPHQL_RESPONSE_JSON in accept  # type: ignore[attr-defined]
         return response
 
-    async def execute_single(self, *args: Any, **kwargs: Any) -> Any:
-        """GraphQL over HTTP: a mutation sent with GET is 405 Method Not Allowed."""
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """Not for a GET of a persisted query (`extensions` without `query`)."""
+        if request.query_params.get("extensions") is not None:
+            return False
+        return super().should_render_graphql_ide(request)
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(graphiql_html(self.demo_token))
+
+    async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
+        """A persisted document that cannot be run is a request error with its code."""
         try:
-            return await super().execute_single(*args, **kwargs)
-        except HTTPException as error:
-            adapter = kwargs.get("request_adapter")
-            is_get = adapter is not None and adapter.method == "GET"
-            if error.status_code == 400 and is_get and "not allowed" in error.reason:
-                raise HTTPException(405, error.reason) from None
-            raise
+            return await super().run(request, context, root_value)
+        except PersistedQueryError as error:
+            sub_response = await self.get_sub_response(request)
+            sub_response.status_code = error.status
+            return self.create_response(
+                cast(GraphQLHTTPResponse, request_error_body(error)), sub_response
+            )
+
+    async def parse_http_body(self, request: Any) -> Any:
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData):
+            data.query = self.persisted.resolve(
+                data.query, data.extensions, await http_protocols.document_id(request, data)
+            )
+        else:
+            for item in data:
+                item.query = self.persisted.resolve(item.query, item.extensions)
+        return data
+
+    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        """Multipart subscriptions hold one of the user's connection slots while they run."""
+        request_data = kwargs["request_data"]
+        if isinstance(request_data, GraphQLRequestData) and request_data.protocol != "http":
+            refusal = http_protocols.take_stream_slot(self, kwargs["request"], kwargs["context"])
+            if refusal is not None:
+                kwargs["sub_response"].status_code = 429
+                return refusal
+        return await super().execute_operation(*args, **kwargs)
+
+    async def create_streaming_response(
+        self,
+        request: Request,
+        stream: Callable[[], AsyncIterator[str]],
+        sub_response: Response,
+        headers: Mapping[str, str],
+    ) -> Response:
+        return await super().create_streaming_response(
+            request, http_protocols.guarded_stream(self, request, stream), sub_response, headers
+        )
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Strawberry's, except: a mutation sent with GET is 405 Method Not Allowed, and a
+        subscription without Apollo's multipart protocol is refused (400, with a code)
+        instead of being executed like a query."""
+        method = request_adapter.method
+        allowed = OperationType.from_http(method) - {OperationType.SUBSCRIPTION}
+        if not self.allow_queries_via_get and method == "GET":
+            allowed -= {OperationType.QUERY}
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason()) from None
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                sub_response.status_code = 400
+                return http_protocols.plain_http_subscription_refusal()
+            status = 405 if method == "GET" else 400
+            raise HTTPException(status, error.as_http_error_reason(method)) from None
+        except MissingQueryError:
+            raise HTTPException(400, "No GraphQL query found in the request") from None
 
     def decode_json(self, data: str | bytes) -> object:
         """orjson: faster, and it refuses invalid UTF-8 and JSON nested past 1024 levels
@@ -203,6 +320,9 @@ class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
                 response_data.pop("data", None)
         response = Response(orjson.dumps(response_data), media_type=media_type, status_code=status)
         response.headers.raw.extend(sub_response.headers.raw)
+        retry_after = http_protocols.retry_after(response_data)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
         return response
 
 

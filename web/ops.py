@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -13,7 +14,8 @@ from sqlalchemy.pool import QueuePool
 from core.metrics import DB_POOL_CHECKED_OUT, DB_POOL_SIZE
 
 
-def ops_router(engine: AsyncEngine) -> APIRouter:
+def ops_router(engine: AsyncEngine, metrics_token: str | None = None) -> APIRouter:
+    """`metrics_token` set: /metrics answers only `Authorization: Bearer <metrics_token>`."""
     router = APIRouter()
 
     @router.get("/health")
@@ -32,7 +34,16 @@ def ops_router(engine: AsyncEngine) -> APIRouter:
         return {"status": "ok", "database": "ok"}
 
     @router.get("/metrics")
-    async def metrics(_: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        if metrics_token is not None and not _bearer_matches(
+            request.headers.get("authorization"), metrics_token
+        ):
+            return Response(
+                "a metrics token is required: send 'Authorization: Bearer <METRICS_TOKEN>'\n",
+                status_code=401,
+                media_type="text/plain",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         pool = engine.sync_engine.pool
         if isinstance(pool, QueuePool):
             DB_POOL_CHECKED_OUT.set(pool.checkedout())
@@ -40,3 +51,9 @@ def ops_router(engine: AsyncEngine) -> APIRouter:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def _bearer_matches(header: str | None, token: str) -> bool:
+    scheme, _, value = (header or "").partition(" ")
+    given = value.strip().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(given, token.encode())
