@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PEER_STAMP := peer/node_modules/.installed
 
-.PHONY: run test lint typecheck format bench install peer clean
+.PHONY: run test lint typecheck format bench install peer clean system-packages
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ peer: $(PEER_STAMP)
 run: $(STAMP)
 	$(BIN)/python main.py serve
 
+## System tools the tests drive (PgBouncer, a TLS PostgreSQL cluster); installs what is missing.
+system-packages:
+	scripts/ensure-system-packages.sh
+
 ## Everything CI checks: lint, types, then the whole suite on SQLite and PostgreSQL.
-test: $(STAMP) $(PEER_STAMP)
+test: $(STAMP) $(PEER_STAMP) system-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

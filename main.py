@@ -19,11 +19,13 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError
 
 from agent.providers.factory import build_provider
 from core.auth import TokenVerifier, create_token, parse_ttl
 from core.config import ConfigError, Settings
 from core.cursors import CursorCodec
+from core.database_url import DatabaseUrl
 from core.logging import configure_logging, get_logger
 from db.engine import create_engine, create_session_factory
 from db.locks import build_turn_locks
@@ -49,22 +51,27 @@ def _cursor_secret(settings: Settings) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(json=settings.is_production, level=settings.log_level)
+    for note in dict.fromkeys((*settings.database.notes, *settings.direct_database.notes)):
+        log.info("database url", note=note)
     engine = create_engine(
-        settings.database_url,
+        settings.database,
         pool_size=settings.db_pool_size,
         pre_ping=settings.db_pool_pre_ping,
         # on SQLite a write may wait behind a whole turn (model included)
         sqlite_busy_seconds=max(30.0, settings.agent_timeout_seconds * 2 + 5),
+        pooled=settings.behind_pooler,
     )
     # Turn locks hold a connection for a whole turn: they get a pool of their own, or
     # concurrent turns could hold every connection while waiting for one to work with.
+    # They are on the direct URL, as is the LISTEN connection: a transaction pooler
+    # carries neither a session nor what it listens to.
     lock_engine = create_engine(
-        settings.database_url,
+        settings.direct_database,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size * 4,
         pre_ping=settings.db_pool_pre_ping,
     )
-    broker = build_broker(engine, settings.database_url)
+    broker = build_broker(engine, settings.direct_database)
     provider = build_provider(settings)
     services = Services(
         settings=settings,
@@ -137,7 +144,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def run_migrations(database_url: str, revision: str = "head") -> None:
+def run_migrations(database_url: str | DatabaseUrl, revision: str = "head") -> None:
+    """Upgrade; pass the direct URL (a transaction pooler may carry DDL, but not the
+    upgrade's lock reliably and Neon advises against it)."""
     from alembic.config import Config
 
     from alembic import command
@@ -151,7 +160,7 @@ def run_migrations(database_url: str, revision: str = "head") -> None:
 def _serve(settings: Settings) -> None:
     import uvicorn
 
-    run_migrations(settings.database_url)
+    run_migrations(settings.direct_database)
     address = f"http://{settings.host}:{settings.port}/graphql"
     if settings.is_production or settings.jwks_url:
         # with a JWKS the issuer signs tokens; there is no key here to sign a demo one
@@ -191,15 +200,17 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("schema", help="print the GraphQL SDL")
     args = parser.parse_args(argv)
 
+    database = "the database"
     try:
         if args.command == "schema":
             sys.stdout.write(print_sdl())
             return 0
         settings = Settings()
+        database = f"the database {settings.direct_database.safe()}"
         if args.command == "serve":
             _serve(settings)
         elif args.command == "migrate":
-            run_migrations(settings.database_url)
+            run_migrations(settings.direct_database)
             print("migrations applied", flush=True)
         elif args.command == "token":
             if settings.jwks_url and not settings.jwt_secret:
@@ -208,7 +219,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as error:
         print(f"taskchat: {error}", file=sys.stderr)
         return 2
+    except (OSError, DBAPIError) as error:
+        # unreachable, refused, no such database, a certificate that does not verify
+        print(f"taskchat: cannot use {database}: {_one_line(error)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """What the driver answered, without SQLAlchemy's SQL and background link."""
+    cause = getattr(error, "orig", None) or error
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    return reason.split(">: ", 1)[-1]  # "<class 'asyncpg.exceptions.X'>: message"
 
 
 if __name__ == "__main__":
