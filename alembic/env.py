@@ -16,12 +16,11 @@ from alembic import context
 from core.config import Settings
 from core.database_url import DatabaseUrl, as_database_url
 from db.engine import SQLITE_WRITE, create_engine
+from db.locks import MIGRATION_LOCK_KEY
 from db.models import Base
 
 config = context.config
 target_metadata = Base.metadata
-#: pg_advisory_xact_lock key of the upgrade ("taskchat" in ASCII)
-MIGRATION_LOCK_KEY = 0x7461736B63686174
 
 
 def _database_url() -> DatabaseUrl:

@@ -20,6 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.errors import AgentTimeout
 
+#: the advisory lock `alembic upgrade` holds for its transaction (alembic/env.py), so
+#: that instances starting at once migrate one after the other ("taskchat" in ASCII)
+MIGRATION_LOCK_KEY = 0x7461736B63686174
+
 
 class TurnLocks(Protocol):
     def hold(self, conversation_id: uuid.UUID) -> AbstractAsyncContextManager[None]: ...
