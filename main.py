@@ -1,9 +1,10 @@
-"""taskchat: the app factory and the command line.
+"""taskchat: the app factory and the command line (`taskchat COMMAND` once installed,
+or `python main.py COMMAND`).
 
-python main.py serve      apply migrations, then serve
-python main.py migrate    apply migrations
-python main.py token SUBJECT [--ttl 1h]
-python main.py schema     print the SDL
+taskchat serve      apply migrations once, then serve (WORKERS processes)
+taskchat migrate    apply migrations
+taskchat token SUBJECT [--ttl 1h]
+taskchat schema     print the SDL
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -174,19 +176,31 @@ def _serve(settings: Settings) -> None:
             '  header:     {"Authorization": "Bearer <demo token>"}',
             flush=True,
         )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
-        log_level="warning",
-        proxy_headers=True,
+    options = uvicorn_options(settings)
+    if settings.workers > 1:
+        # each worker builds its own app from the same environment; the migrations
+        # above ran once, before any of them started
+        uvicorn.run("main:create_app", factory=True, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.workers,
+        "loop": "uvloop",
+        "http": "httptools",
+        "ws": "websockets-sansio",
+        "log_level": "warning",
+        # X-Forwarded-For/-Proto are believed from these proxies only
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
         # keepalive: a peer that stops answering pings (or stops reading) is dropped
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
-    )
+        "ws_ping_interval": 20,
+        "ws_ping_timeout": 20,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
