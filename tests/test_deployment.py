@@ -115,11 +115,13 @@ async def test_entrypoint_serves_a_fresh_sqlite_database_and_reports_health(
 
 async def test_entrypoint_with_two_workers_on_a_fresh_postgres_database(tmp_path: Path) -> None:
     database_url = await _recreate_pg_database(f"taskchat_deploy_{_worker()}")
-    pasted = database_url.replace("postgresql+asyncpg://", "postgres://") + "?sslmode=prefer"
+    pasted = database_url.replace("postgresql+asyncpg://", "postgres://")
+    pasted += "?sslmode=prefer&channel_binding=prefer"
     env = _env(database_url=pasted, port=str(free_port()), web_concurrency="2")
     async with entrypoint(tmp_path / "serve.log", env) as (url, pid):
         await _served(url)
         assert len(_workers(pid)) == 2
+    assert "ignoring 'channel_binding'" in (tmp_path / "serve.log").read_text()
 
 
 def test_entrypoint_runs_taskchat_commands_and_other_programs(tmp_path: Path) -> None:
