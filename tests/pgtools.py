@@ -190,7 +190,9 @@ class PgBouncer:
 @asynccontextmanager
 async def pgbouncer(upstream_url: str) -> AsyncIterator[PgBouncer]:
     """PgBouncer in `pool_mode = transaction` in front of `upstream_url`'s server, where it
-    logs in as a role of its own (created here, dropped after)."""
+    logs in as a role of its own (created here, dropped after). Few server connections:
+    the clients' statements are multiplexed over them (what a clash needs), and the test
+    PostgreSQL's connection limit is shared by every test worker."""
     upstream = make_url(upstream_url)
     role = f"taskchat_pooler_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(
@@ -214,7 +216,7 @@ async def pgbouncer(upstream_url: str) -> AsyncIterator[PgBouncer]:
         "[pgbouncer]\n"
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
         f"auth_type = trust\nauth_file = {users}\nadmin_users = {SERVICE_USER}\n"
-        "pool_mode = transaction\nmax_client_conn = 500\ndefault_pool_size = 20\n"
+        "pool_mode = transaction\nmax_client_conn = 500\ndefault_pool_size = 4\n"
         f"logfile = {directory / 'pgbouncer.log'}\n"
     )
     for path in (users, config):

@@ -32,6 +32,7 @@ from tests.live.test_websocket import (
     MESSAGE_ADDED,
     SEND_MESSAGE,
     create_conversation,
+    eventually,
     next_data,
     wait_until_live,
 )
@@ -78,6 +79,15 @@ async def _listeners(pooled: Pooled) -> list[str]:
     return [user for user, query in await _backends(pooled) if query.startswith("LISTEN")]
 
 
+async def _eventually_listening(pooled: Pooled, instances: int) -> None:
+    """One LISTEN connection per instance, every one of them direct (user `postgres`)."""
+
+    async def direct() -> bool:
+        return await _listeners(pooled) == ["postgres"] * instances
+
+    await eventually(direct, timeout=15)
+
+
 async def test_queries_and_turns_through_a_transaction_pooler(pooled: Pooled) -> None:
     before = await pooled.bouncer.stats(pooled.database)
     live = await start_server(
@@ -103,7 +113,7 @@ async def test_queries_and_turns_through_a_transaction_pooler(pooled: Pooled) ->
         assert after["total_xact_count"] - before["total_xact_count"] >= 20 + 4 * 2
         users = {user for user, _ in await _backends(pooled)}
         assert pooled.bouncer.server_role in users
-        assert await _listeners(pooled) == ["postgres"]
+        await _eventually_listening(pooled, instances=1)
     finally:
         await live.stop()
 
@@ -159,4 +169,4 @@ async def test_two_instances_through_the_pooler_serialise_sends_and_fan_out(
             assert answer["content"] == f'Added "{item}" to your tasks.'
 
         # both LISTEN connections are direct
-        assert await _listeners(pooled) == ["postgres", "postgres"]
+        await _eventually_listening(pooled, instances=2)
