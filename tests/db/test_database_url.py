@@ -3,19 +3,19 @@ errors for the ones the server cannot use (core/database_url.py)."""
 
 from __future__ import annotations
 
-import os
 import ssl
-import subprocess
-import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 
 from core.config import ConfigError
 from core.database_url import DatabaseUrlError, parse_database_url
-from tests.conftest import PG_URL, ROOT, make_settings
+from main import main
+from tests.conftest import PG_URL, make_settings
 
+Capture = pytest.CaptureFixture[str]
 NEON = (
     "postgresql://alex:AbC1dEf2@ep-cool-darkness-123456.us-east-2.aws.neon.tech/neondb"
     "?sslmode=require&channel_binding=require"
@@ -163,44 +163,47 @@ def test_several_workers_need_postgres() -> None:
 
 
 @pytest.mark.parametrize("command", ["migrate", "serve"])
-def test_the_cli_answers_a_bad_url_with_one_line_and_exit_2(command: str) -> None:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "DATABASE_URL": "mysql://root:secret@db/app",
-    }
-    result = subprocess.run(
-        [sys.executable, "main.py", command],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert result.stderr == (
+def test_the_cli_answers_a_bad_url_with_one_line_and_exit_2(
+    command: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: Capture,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.setenv("DATABASE_URL", "mysql://root:secret@db/app")
+    assert main([command]) == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == (
+        "",
         "taskchat: DATABASE_URL: unsupported database 'mysql'"
-        " (use postgresql://… or sqlite+aiosqlite:///…)\n"
+        " (use postgresql://… or sqlite+aiosqlite:///…)\n",
     )
-    assert result.stdout == ""
 
 
-def test_the_cli_answers_an_unreachable_database_with_one_line() -> None:
+@pytest.mark.parametrize("workers", ["WORKERS", "WEB_CONCURRENCY"])
+def test_the_cli_refuses_several_workers_on_sqlite(
+    workers: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: Capture,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv(workers, "2")
+    assert main(["serve"]) == 2
+    assert capsys.readouterr().err == (
+        "taskchat: WORKERS > 1 needs PostgreSQL: on SQLite, turn locks and fan-out are in-process\n"
+    )
+
+
+def test_the_cli_answers_an_unreachable_database_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Capture
+) -> None:
     missing = make_url(PG_URL).set(database=f"taskchat_missing_{uuid.uuid4().hex}")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "DATABASE_URL": missing.render_as_string(hide_password=False),
-    }
-    result = subprocess.run(
-        [sys.executable, "main.py", "migrate"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 1
-    assert result.stderr.startswith("taskchat: cannot use the database postgresql+asyncpg://")
-    assert result.stderr.endswith(f'database "{missing.database}" does not exist\n')
-    assert result.stderr.count("\n") == 1
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", missing.render_as_string(hide_password=False))
+    assert main(["migrate"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("taskchat: cannot use the database postgresql+asyncpg://")
+    assert err.endswith(f'database "{missing.database}" does not exist\n')
+    assert err.count("\n") == 1
