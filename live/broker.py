@@ -28,6 +28,8 @@ from core.logging import get_logger
 log = get_logger("taskchat.live")
 
 CHANNEL = "taskchat_messages"
+#: how the LISTEN connection shows in pg_stat_activity (unless the URL names one)
+LISTEN_APPLICATION_NAME = "taskchat-listen"
 
 
 class Signal:
@@ -172,7 +174,10 @@ def _asyncpg_dsn(database_url: str | DatabaseUrl) -> tuple[str, dict[str, object
     database = as_database_url(database_url)
     if database.asyncpg_dsn is None:
         raise ValueError("LISTEN needs a PostgreSQL URL")
-    return database.asyncpg_dsn, dict(database.connect_args)
+    connect_args: dict[str, object] = dict(database.connect_args)
+    if "application_name=" not in database.asyncpg_dsn:
+        connect_args["server_settings"] = {"application_name": LISTEN_APPLICATION_NAME}
+    return database.asyncpg_dsn, connect_args
 
 
 def build_broker(engine: AsyncEngine, database_url: str | DatabaseUrl) -> Broker:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from live.broker import LISTEN_APPLICATION_NAME
 from main import run_migrations
 from tests.conftest import make_settings, start_server, token_for
 from tests.live.test_websocket import SEND_MESSAGE, create_conversation, eventually
@@ -31,7 +32,8 @@ async def _listen_over_tls(cluster: TlsCluster) -> int:
     try:
         count: int = await connection.fetchval(
             "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)"
-            " WHERE a.query LIKE 'LISTEN%' AND s.ssl"
+            " WHERE a.application_name = $1 AND s.ssl",
+            LISTEN_APPLICATION_NAME,
         )
         return count
     finally:

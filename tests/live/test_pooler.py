@@ -18,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from live.broker import LISTEN_APPLICATION_NAME
 from main import run_migrations
 from tests.conftest import (
     GraphQLClient,
@@ -60,23 +61,24 @@ async def pooled() -> AsyncIterator[Pooled]:
 
 
 async def _backends(pooled: Pooled) -> list[tuple[str, str]]:
-    """(user, query) of every other backend on the test database."""
+    """(user, application name) of every other backend on the test database."""
     url = make_url(pooled.direct_url)
     connection = await asyncpg.connect(
         host=url.host, port=url.port, user=url.username, database=url.database
     )
     try:
         rows = await connection.fetch(
-            "SELECT usename, query FROM pg_stat_activity"
+            "SELECT usename, application_name FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
     finally:
         await connection.close()
-    return [(row["usename"], row["query"]) for row in rows]
+    return [(row["usename"], row["application_name"]) for row in rows]
 
 
 async def _listeners(pooled: Pooled) -> list[str]:
-    return [user for user, query in await _backends(pooled) if query.startswith("LISTEN")]
+    backends = await _backends(pooled)
+    return [user for user, application in backends if application == LISTEN_APPLICATION_NAME]
 
 
 async def _eventually_listening(pooled: Pooled, instances: int) -> None:
