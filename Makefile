@@ -34,6 +34,7 @@ test: $(STAMP) $(PEER_STAMP) system-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python main.py schema | diff -u schema/schema.graphql - || (echo "schema/schema.graphql is stale: run 'python main.py schema > schema/schema.graphql'"; exit 1)
 	$(BIN)/pytest -n auto
 
@@ -43,6 +44,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -24,6 +24,7 @@ from fastapi.responses import Response
 from sqlalchemy.exc import DBAPIError
 
 from agent.providers.factory import build_provider
+from agent.turn import Assistant
 from core.auth import TokenVerifier, create_token, parse_ttl
 from core.config import ConfigError, Settings
 from core.cursors import CursorCodec
@@ -32,9 +33,8 @@ from core.logging import configure_logging, get_logger
 from db.engine import create_engine, create_session_factory
 from db.locks import build_turn_locks
 from live.broker import build_broker
-from resolvers.context import Services
+from resolvers.resources import AppResources
 from schema.schema import build_schema, print_sdl
-from services.chat import ChatService
 from web.graphql import TaskchatGraphQLRouter, UnauthenticatedRequest, unauthenticated_body
 from web.middleware import RequestIdMiddleware
 from web.ops import ops_router
@@ -75,13 +75,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     broker = build_broker(engine, settings.direct_database)
     provider = build_provider(settings)
-    services = Services(
+    resources = AppResources(
         settings=settings,
         session_factory=create_session_factory(engine),
         verifier=TokenVerifier(settings),
         cursors=CursorCodec(_cursor_secret(settings)),
         broker=broker,
-        chat=ChatService(
+        assistant=Assistant(
             settings,
             provider,
             build_turn_locks(lock_engine, wait_seconds=settings.agent_timeout_seconds * 4),
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     graphql = TaskchatGraphQLRouter(
         build_schema(settings),
-        services,
+        resources,
         path="/graphql",
         graphql_ide=None if settings.is_production else "graphiql",
         keep_alive=True,
@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers={"WWW-Authenticate": "Bearer"},
         )
 
-    app.state.services = services
+    app.state.resources = resources
     app.state.engine = engine
     return app
 

@@ -3,8 +3,9 @@ same service functions as the GraphQL mutations.
 
 The user is bound by the server (`ToolRuntime`), never read from arguments. Arguments
 are validated strictly: unknown ones are refused, so a model cannot smuggle in a
-`user_id`. Every failure becomes `{"ok": false, "error": ...}` for the model to read;
-none escapes to crash the turn.
+`user_id`. A mistake the model can correct (bad arguments, an unknown or ambiguous
+task, invalid input) becomes `{"ok": false, "error": ...}` for the model to read; any
+other failure (the database, a bug) ends the turn, whose unit of work then rolls back.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import BadUserInput, NotFound
 from core.ids import parse_global_id, to_global_id
-from db import tasks as task_queries
 from db.models import Task, TaskStatus
-from db.transactions import begin_write
+from db.transactions import UnitOfWork
 from services import tasks as task_service
 from services.validation import TASK_TITLE_MAX, clean_text
 
@@ -35,15 +35,11 @@ class ToolError(Exception):
 
 @dataclass(slots=True)
 class ToolRuntime:
-    """What a tool acts with: the turn's session and the user the server bound. The turn's
-    unit of work opens at the first tool call, so nothing is locked while the model
-    thinks before it (on SQLite that lock is the whole database's)."""
+    """What a tool acts with: the turn's unit of work (it opens at the first tool call, so
+    nothing is locked while the model thinks before it) and the user the server bound."""
 
-    session: AsyncSession
+    work: UnitOfWork
     user_id: uuid.UUID
-
-    async def begin(self) -> None:
-        await begin_write(self.session)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +47,7 @@ class Tool:
     name: str
     description: str
     parameters: dict[str, Any]
-    run: Callable[[ToolRuntime, dict[str, Any]], Awaitable[ToolResult]]
+    run: Callable[[AsyncSession, uuid.UUID, dict[str, Any]], Awaitable[ToolResult]]
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -110,16 +106,18 @@ def _task_id(value: str) -> uuid.UUID:
     return row_id
 
 
-async def _find_task(runtime: ToolRuntime, task_id: str | None, title: str | None) -> Task:
+async def _find_task(
+    session: AsyncSession, user_id: uuid.UUID, task_id: str | None, title: str | None
+) -> Task:
     if task_id:
-        task = await task_queries.get_task(runtime.session, runtime.user_id, _task_id(task_id))
+        task = await task_service.get_task(session, user_id, _task_id(task_id))
         if task is None:
             raise ToolError(f"no task with id {task_id}")
         return task
     if not title or not title.strip():
         raise ToolError("name the task by task_id or title")
     title = clean_text(title, "title", TASK_TITLE_MAX)
-    matches = await task_queries.find_tasks_by_title(runtime.session, runtime.user_id, title)
+    matches = await task_service.tasks_titled(session, user_id, title)
     if not matches:
         raise ToolError(f'no task titled "{title}"')
     if len(matches) > 1:
@@ -141,16 +139,16 @@ _TASK_REF = {
 }
 
 
-async def _add_task(runtime: ToolRuntime, args: dict[str, Any]) -> ToolResult:
-    task = await task_service.create_task(
-        runtime.session, runtime.user_id, args["title"], args.get("description")
-    )
+async def _add_task(session: AsyncSession, user_id: uuid.UUID, args: dict[str, Any]) -> ToolResult:
+    task = await task_service.create_task(session, user_id, args["title"], args.get("description"))
     return {"ok": True, "task": task_view(task)}
 
 
-async def _list_tasks(runtime: ToolRuntime, args: dict[str, Any]) -> ToolResult:
+async def _list_tasks(
+    session: AsyncSession, user_id: uuid.UUID, args: dict[str, Any]
+) -> ToolResult:
     status = TaskStatus(args["status"]) if args.get("status") else None
-    tasks = await task_queries.all_tasks(runtime.session, runtime.user_id, status, LIST_LIMIT + 1)
+    tasks = await task_service.oldest_tasks(session, user_id, status, LIST_LIMIT + 1)
     return {
         "ok": True,
         "status": status.value if status else None,
@@ -159,15 +157,17 @@ async def _list_tasks(runtime: ToolRuntime, args: dict[str, Any]) -> ToolResult:
     }
 
 
-async def _complete_task(runtime: ToolRuntime, args: dict[str, Any]) -> ToolResult:
-    task = await _find_task(runtime, args.get("task_id"), args.get("title"))
-    task = await task_service.set_task_status(
-        runtime.session, runtime.user_id, task.id, TaskStatus.COMPLETED
-    )
+async def _complete_task(
+    session: AsyncSession, user_id: uuid.UUID, args: dict[str, Any]
+) -> ToolResult:
+    task = await _find_task(session, user_id, args.get("task_id"), args.get("title"))
+    task = await task_service.set_task_status(session, user_id, task.id, TaskStatus.COMPLETED)
     return {"ok": True, "task": task_view(task)}
 
 
-async def _update_task(runtime: ToolRuntime, args: dict[str, Any]) -> ToolResult:
+async def _update_task(
+    session: AsyncSession, user_id: uuid.UUID, args: dict[str, Any]
+) -> ToolResult:
     new_title = args.get("new_title")
     if args.get("task_id") and args.get("title") and new_title is None:
         # update_task(task_id, title=...) reads as a rename, as in API.md
@@ -176,11 +176,11 @@ async def _update_task(runtime: ToolRuntime, args: dict[str, Any]) -> ToolResult
         lookup_title = args.get("title")
     if new_title is None and args.get("description") is None:
         raise ToolError("nothing to change: pass new_title and/or description")
-    task = await _find_task(runtime, args.get("task_id"), lookup_title)
+    task = await _find_task(session, user_id, args.get("task_id"), lookup_title)
     previous_title = task.title
     task = await task_service.update_task(
-        runtime.session,
-        runtime.user_id,
+        session,
+        user_id,
         task.id,
         title=new_title,
         description=args.get("description"),
@@ -188,9 +188,11 @@ async def _update_task(runtime: ToolRuntime, args: dict[str, Any]) -> ToolResult
     return {"ok": True, "task": task_view(task), "previous_title": previous_title}
 
 
-async def _delete_task(runtime: ToolRuntime, args: dict[str, Any]) -> ToolResult:
-    task = await _find_task(runtime, args.get("task_id"), args.get("title"))
-    await task_service.delete_task(runtime.session, runtime.user_id, task.id)
+async def _delete_task(
+    session: AsyncSession, user_id: uuid.UUID, args: dict[str, Any]
+) -> ToolResult:
+    task = await _find_task(session, user_id, args.get("task_id"), args.get("title"))
+    await task_service.delete_task(session, user_id, task.id)
     return {"ok": True, "deleted": {"id": to_global_id("Task", task.id), "title": task.title}}
 
 
@@ -275,9 +277,8 @@ async def run_tool(runtime: ToolRuntime, name: str, raw_arguments: str) -> tuple
         arguments = parse_arguments(raw_arguments)
         recorded = arguments
         _check_arguments(arguments, tool.parameters)
-        await runtime.begin()
-        async with runtime.session.begin_nested():
-            return recorded, await tool.run(runtime, arguments)
+        async with runtime.work.savepoint() as session:
+            return recorded, await tool.run(session, runtime.user_id, arguments)
     except ToolError as error:
         return recorded, {"ok": False, "error": str(error)}
     except (BadUserInput, NotFound) as error:

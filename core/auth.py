@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
+from cachetools import TTLCache
 
 from core.config import Settings
 from core.errors import Unauthenticated
 
 VERIFIED_TOKEN_CACHE_SIZE = 10_000
 VERIFIED_TOKEN_TTL_SECONDS = 300
+#: how long a key fetched from the JWKS is used before it is fetched again
+JWKS_KEY_TTL_SECONDS = 300
+JWKS_KEYS_CACHED = 64
 SECRET_ALGORITHMS = ["HS256"]
 JWKS_ALGORITHMS = ["RS256", "ES256", "EdDSA"]
 _BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
@@ -32,8 +34,14 @@ class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._jwks: jwt.PyJWKClient | None = None
+        #: kid → signing key: a known kid costs no thread hop into PyJWKClient
+        self._signing_keys: TTLCache[str, jwt.PyJWK] = TTLCache(
+            maxsize=JWKS_KEYS_CACHED, ttl=JWKS_KEY_TTL_SECONDS
+        )
         if settings.jwks_url:
-            self._jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300)
+            self._jwks = jwt.PyJWKClient(
+                settings.jwks_url, cache_keys=True, lifespan=JWKS_KEY_TTL_SECONDS
+            )
             self._algorithms = JWKS_ALGORITHMS
         else:
             self._secret = settings.signing_secret
@@ -41,7 +49,9 @@ class TokenVerifier:
         # A verified token, by its exact text: skips the signature check on the next
         # requests (the expiry is still checked each time; entries are re-verified after a
         # few minutes, so a key withdrawn from the JWKS stops working soon after).
-        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._verified: TTLCache[str, Principal] = TTLCache(
+            maxsize=VERIFIED_TOKEN_CACHE_SIZE, ttl=VERIFIED_TOKEN_TTL_SECONDS
+        )
 
     async def verify_header(self, authorization: str) -> Principal:
         match = _BEARER.match(authorization)
@@ -50,19 +60,14 @@ class TokenVerifier:
         return await self.verify(match.group(1))
 
     async def verify(self, token: str) -> Principal:
-        cached = self._verified.get(token)
-        now = time.monotonic()
-        if cached is not None:
-            principal, checked_at = cached
-            fresh = now - checked_at < VERIFIED_TOKEN_TTL_SECONDS
+        principal = self._verified.get(token)
+        if principal is not None:
             leeway = timedelta(seconds=self._settings.jwt_leeway_seconds)
-            if fresh and datetime.now(UTC) < principal.expires_at + leeway:
+            if datetime.now(UTC) < principal.expires_at + leeway:
                 return principal
             del self._verified[token]
         principal = await self._verify(token)
-        self._verified[token] = (principal, now)
-        if len(self._verified) > VERIFIED_TOKEN_CACHE_SIZE:
-            self._verified.popitem(last=False)
+        self._verified[token] = principal
         return principal
 
     async def _verify(self, token: str) -> Principal:
@@ -85,9 +90,9 @@ class TokenVerifier:
         except (jwt.PyJWTError, ValueError):
             raise Unauthenticated("invalid token") from None
         subject = claims["sub"]
-        if not isinstance(subject, str) or not subject or len(subject) > 255:
+        if not isinstance(subject, str) or not _PLAIN_SUBJECT.fullmatch(subject):
             raise Unauthenticated("invalid token subject")
-        return Principal(subject, datetime.fromtimestamp(claims["exp"], UTC))
+        return Principal(subject, _expiry(claims["exp"]))
 
     async def _key_for(self, token: str) -> Any:
         """The secret, or the JWK itself: a JWK binds its algorithm, so a token whose
@@ -95,19 +100,33 @@ class TokenVerifier:
         if self._jwks is None:
             return self._secret
         kid = jwt.get_unverified_header(token).get("kid")
-        cache = self._jwks.jwk_set_cache
-        cached = cache.get() if cache is not None else None
-        if cached is not None:
-            for jwk in cached.keys:
-                # like PyJWKClient: only signing keys verify signatures
-                if jwk.key_id == kid and jwk.public_key_use in (None, "sig"):
-                    return jwk
-        # unknown kid (first use, or the issuer rotated keys): fetch, off the event loop
+        if isinstance(kid, str) and (known := self._signing_keys.get(kid)) is not None:
+            return known
+        # unknown kid (first use, or the issuer rotated keys): PyJWKClient fetches (with
+        # its own cool-down between fetches), off the event loop
         try:
             signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
         except jwt.PyJWKClientError as error:
             raise jwt.InvalidTokenError(str(error)) from None
+        if isinstance(kid, str):
+            self._signing_keys[kid] = signing_key
         return signing_key
+
+
+#: a subject is stored as a user's key: printable, no control characters (PostgreSQL
+#: text cannot hold NUL), at most 255 characters
+_PLAIN_SUBJECT = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
+
+
+def _expiry(exp: object) -> datetime:
+    """`exp` as a datetime; PyJWT accepts anything int() takes (a numeric string, 1e300),
+    which is no expiry a datetime can hold."""
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise Unauthenticated("invalid token expiry")
+    try:
+        return datetime.fromtimestamp(exp, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise Unauthenticated("invalid token expiry") from None
 
 
 def parse_ttl(text: str) -> timedelta:

@@ -1,6 +1,6 @@
 """taskchat's error types, each carrying its contract code (see API.md, Errors).
 
-They are turned into GraphQL errors in exactly one place: `schema.extensions.ErrorCodes`.
+They are turned into contract errors in exactly one place: `schema.error_codes`.
 """
 
 from __future__ import annotations

@@ -11,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from db.models import Conversation, ConversationStatus, Message
-from db.pagination import Page, SortKey, Window, fetch_page, key_of
+from db.pagination import ListSpec, Page, Window, fetch_page
 from db.types import utcnow
 
-RECENCY = SortKey((Conversation.updated_at, Conversation.id), descending=True)
-recency_key = key_of("updated_at", "id")
+#: most recently updated first
+CONVERSATIONS = ListSpec.of(
+    "conversations", Conversation.updated_at, Conversation.id, descending=True
+)
 
 
 def _listed(
@@ -48,7 +50,7 @@ async def list_conversations(
     search: str | None,
     window: Window,
 ) -> Page[Conversation]:
-    return await fetch_page(session, _listed(user_id, status, search), RECENCY, window, recency_key)
+    return await fetch_page(session, _listed(user_id, status, search), CONVERSATIONS, window)
 
 
 async def count_conversations(

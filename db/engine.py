@@ -52,7 +52,7 @@ def _lower(value: str | None) -> str | None:
 
 def _create_sqlite_engine(database_url: str, busy_seconds: float) -> AsyncEngine:
     """SQLite has one writer at a time: a writer waits up to `busy_seconds` for the lock
-    (a turn holds it while the model answers, see services/chat.py)."""
+    (a turn holds it while the model answers, see agent/turn.py)."""
     engine = create_async_engine(
         database_url,
         connect_args={"timeout": busy_seconds},

@@ -16,10 +16,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.errors import AgentTimeout
 
+#: PostgreSQL's SQLSTATE for `lock_timeout` running out
+LOCK_NOT_AVAILABLE = "55P03"
 #: the advisory lock `alembic upgrade` holds for its transaction (alembic/env.py), so
 #: that instances starting at once migrate one after the other ("taskchat" in ASCII)
 MIGRATION_LOCK_KEY = 0x7461736B63686174
@@ -46,8 +49,8 @@ class PostgresTurnLocks:
                 await connection.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(conversation_id)}
                 )
-            except Exception as error:
-                if "lock timeout" in str(error):
+            except DBAPIError as error:
+                if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                     raise AgentTimeout() from None
                 raise
             yield

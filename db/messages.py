@@ -14,11 +14,11 @@ from sqlalchemy.orm import aliased, defer
 from core.errors import NotFound
 from db.conversations import next_message_seq
 from db.models import Message, MessageRole, MessageStatus
-from db.pagination import Page, SortKey, Window, fetch_page, key_of
+from db.pagination import ListSpec, Page, Window, fetch_page
 from db.types import utcnow
 
-IN_ORDER = SortKey((Message.seq,), descending=False)
-order_key = key_of("seq")
+#: in conversation order
+MESSAGES = ListSpec.of("messages", Message.seq)
 
 
 def _live(user_id: uuid.UUID) -> Select[Message]:
@@ -35,7 +35,7 @@ async def list_messages(
     session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID, window: Window
 ) -> Page[Message]:
     stmt = _live(user_id).where(Message.conversation_id == conversation_id)
-    return await fetch_page(session, stmt, IN_ORDER, window, order_key)
+    return await fetch_page(session, stmt, MESSAGES, window)
 
 
 async def count_messages(

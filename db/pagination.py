@@ -1,63 +1,70 @@
-"""Keyset (seek) pagination for Relay connections: no OFFSET anywhere.
+"""Keyset (seek) pagination: no OFFSET anywhere.
 
-A list is a filtered `select` plus a sort key whose columns all run the same way; the
-page is the rows strictly after (or before) a cursor's key, fetched with one extra row
-to know whether more exist.
+Each list is described once by a `ListSpec`: the sort columns (all running the same
+way), which fixes the cursor's key types, and the page bounds. The page is the rows
+strictly after (or before) a cursor's key, fetched with one extra row to know whether
+more exist.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeDecorator
 
-from core.cursors import KeyPart
-from core.errors import BadUserInput
+from core.cursors import KeyPart, KeyType
 
 T = TypeVar("T")
 
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
+
+@dataclass(frozen=True, slots=True)
+class PageBounds:
+    """How many rows a page has when the client does not say, and at most."""
+
+    default: int = 20
+    maximum: int = 100
+
+
+#: every list's bounds today; the query-cost estimate assumes them too
+PAGE_BOUNDS = PageBounds()
+
+_KEY_TYPES: dict[type, KeyType] = {datetime: "datetime", uuid.UUID: "uuid", int: "int"}
+
+
+def _key_type(column: InstrumentedAttribute[Any]) -> KeyType:
+    """A cursor key's type, from its column's (through a TypeDecorator)."""
+    column_type = column.type
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance
+    return _KEY_TYPES[column_type.python_type]
 
 
 @dataclass(frozen=True, slots=True)
-class Window:
-    """A validated page request: `limit` rows after `after` or before `before`."""
+class ListSpec:
+    """One list: the kind its cursors name, its sort columns and its page bounds."""
 
-    limit: int
-    backward: bool
-    after: tuple[KeyPart, ...] | None = None
-    before: tuple[KeyPart, ...] | None = None
-
-
-def check_page_size(first: int | None, last: int | None) -> tuple[int, bool]:
-    """(page size, backward?) from Relay arguments, or `BAD_USER_INPUT`."""
-    if first is not None and last is not None:
-        raise BadUserInput("pass either first or last, not both", field="first")
-    for name, value in (("first", first), ("last", last)):
-        if value is not None and not 1 <= value <= MAX_PAGE_SIZE:
-            raise BadUserInput(f"{name} must be between 1 and {MAX_PAGE_SIZE}", field=name)
-    if last is not None:
-        return last, True
-    return first if first is not None else DEFAULT_PAGE_SIZE, False
-
-
-@dataclass(slots=True)
-class Page(Generic[T]):
-    rows: list[T]
-    has_next_page: bool
-    has_previous_page: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SortKey:
-    columns: tuple[QueryableAttribute[Any], ...]
+    kind: str
+    columns: tuple[InstrumentedAttribute[Any], ...]
     descending: bool
+    key_types: tuple[KeyType, ...]
+    bounds: PageBounds = PAGE_BOUNDS
+
+    @classmethod
+    def of(
+        cls, kind: str, *columns: InstrumentedAttribute[Any], descending: bool = False
+    ) -> ListSpec:
+        return cls(kind, columns, descending, tuple(_key_type(column) for column in columns))
+
+    def key_of(self, row: Any) -> tuple[KeyPart, ...]:
+        return tuple(getattr(row, column.key) for column in self.columns)
 
     def ordered(self, reverse: bool = False) -> list[ColumnElement[Any]]:
         descending = self.descending != reverse
@@ -71,21 +78,33 @@ class SortKey:
         return row < value if descending else row > value
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A validated page request: `limit` rows after `after` or before `before`."""
+
+    limit: int
+    backward: bool
+    after: tuple[KeyPart, ...] | None = None
+    before: tuple[KeyPart, ...] | None = None
+
+
+@dataclass(slots=True)
+class Page(Generic[T]):
+    rows: list[T]
+    has_next_page: bool
+    has_previous_page: bool
+
+
 async def fetch_page(
-    session: AsyncSession,
-    stmt: Select[T],
-    sort: SortKey,
-    window: Window,
-    key_of: Callable[[T], tuple[KeyPart, ...]],
+    session: AsyncSession, stmt: Select[T], spec: ListSpec, window: Window
 ) -> Page[T]:
-    """One page in display order. `stmt` holds the filters and selects the rows;
-    `key_of` gives a row's sort key."""
+    """One page in display order. `stmt` holds the filters and selects the rows."""
     query = stmt
     if window.after is not None:
-        query = query.where(sort.beyond(window.after))
+        query = query.where(spec.beyond(window.after))
     if window.before is not None:
-        query = query.where(sort.beyond(window.before, reverse=True))
-    query = query.order_by(*sort.ordered(reverse=window.backward)).limit(window.limit + 1)
+        query = query.where(spec.beyond(window.before, reverse=True))
+    query = query.order_by(*spec.ordered(reverse=window.backward)).limit(window.limit + 1)
     rows = list((await session.scalars(query)).all())
     has_more = len(rows) > window.limit
     rows = rows[: window.limit]
@@ -95,12 +114,8 @@ async def fetch_page(
     boundary = window.before if window.backward else window.after
     has_other_side = False
     if boundary is not None:
-        at_or_behind = ~sort.beyond(boundary, reverse=window.backward)
+        at_or_behind = ~spec.beyond(boundary, reverse=window.backward)
         has_other_side = bool(await session.scalar(select(stmt.where(at_or_behind).exists())))
     if window.backward:
         return Page(rows, has_next_page=has_other_side, has_previous_page=has_more)
     return Page(rows, has_next_page=has_more, has_previous_page=has_other_side)
-
-
-def key_of(*attributes: str) -> Callable[[Any], tuple[KeyPart, ...]]:
-    return lambda row: tuple(getattr(row, name) for name in attributes)

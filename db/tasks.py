@@ -7,12 +7,15 @@ from collections.abc import Sequence
 
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
+from core.errors import NotFound
 from db.models import Task, TaskStatus
-from db.pagination import Page, SortKey, Window, fetch_page, key_of
+from db.pagination import ListSpec, Page, Window, fetch_page
+from db.types import utcnow
 
-NEWEST_FIRST = SortKey((Task.created_at, Task.id), descending=True)
-newest_key = key_of("created_at", "id")
+#: newest first
+TASKS = ListSpec.of("tasks", Task.created_at, Task.id, descending=True)
 
 
 def _listed(user_id: uuid.UUID, status: TaskStatus | None) -> Select[Task]:
@@ -23,7 +26,7 @@ def _listed(user_id: uuid.UUID, status: TaskStatus | None) -> Select[Task]:
 async def list_tasks(
     session: AsyncSession, user_id: uuid.UUID, status: TaskStatus | None, window: Window
 ) -> Page[Task]:
-    return await fetch_page(session, _listed(user_id, status), NEWEST_FIRST, window, newest_key)
+    return await fetch_page(session, _listed(user_id, status), TASKS, window)
 
 
 async def count_tasks(session: AsyncSession, user_id: uuid.UUID, status: TaskStatus | None) -> int:
@@ -59,6 +62,58 @@ async def find_tasks_by_title(session: AsyncSession, user_id: uuid.UUID, title: 
         .order_by(Task.created_at, Task.id)
     )
     return list(await session.scalars(stmt))
+
+
+async def add_task(
+    session: AsyncSession, user_id: uuid.UUID, title: str, description: str | None
+) -> Task:
+    now = utcnow()
+    task = Task(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        title=title,
+        description=description,
+        status=TaskStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(task)
+    await session.flush()
+    return task
+
+
+async def change_task(
+    session: AsyncSession,
+    task: Task,
+    *,
+    title: str | None,
+    description: str | None,
+    sets_description: bool,
+) -> None:
+    """`title=None` keeps the title; the description changes only when `sets_description`."""
+    if title is not None:
+        task.title = title
+    if sets_description:
+        task.description = description
+    task.updated_at = utcnow()
+    await _flush_unless_gone(session)
+
+
+async def change_task_status(session: AsyncSession, task: Task, status: TaskStatus) -> None:
+    now = utcnow()
+    task.status = status
+    task.completed_at = now if status == TaskStatus.COMPLETED else None
+    task.updated_at = now
+    await _flush_unless_gone(session)
+
+
+async def _flush_unless_gone(session: AsyncSession) -> None:
+    """A task deleted by a concurrent request between our read and our write matches no
+    row: for the caller it is as missing as one that never existed."""
+    try:
+        await session.flush()
+    except StaleDataError:
+        raise NotFound("task") from None
 
 
 async def delete_task(session: AsyncSession, task: Task) -> None:

@@ -49,7 +49,7 @@ class Signal:
 class Broker(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def publish(self, conversation_id: uuid.UUID, message_id: uuid.UUID) -> None: ...
+    async def publish(self, conversation_id: uuid.UUID) -> None: ...
     def listen(
         self, conversation_id: uuid.UUID
     ) -> contextlib.AbstractAsyncContextManager[Signal]: ...
@@ -91,7 +91,7 @@ class LocalBroker(_LocalFanOut):
     async def stop(self) -> None:
         return None
 
-    async def publish(self, conversation_id: uuid.UUID, message_id: uuid.UUID) -> None:
+    async def publish(self, conversation_id: uuid.UUID) -> None:
         self.notify(conversation_id)
 
 
@@ -115,16 +115,17 @@ class PostgresBroker(_LocalFanOut):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def publish(self, conversation_id: uuid.UUID, message_id: uuid.UUID) -> None:
+    async def publish(self, conversation_id: uuid.UUID) -> None:
         async with self._engine.connect() as connection:
             await connection.execute(
                 text("SELECT pg_notify(:channel, :payload)"),
-                {"channel": CHANNEL, "payload": f"{conversation_id}:{message_id}"},
+                {"channel": CHANNEL, "payload": str(conversation_id)},
             )
             await connection.commit()
 
     def _on_notification(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
-        conversation_id, _, _message_id = payload.partition(":")
+        # the payload is a conversation id (older instances appended ":<message id>")
+        conversation_id, _, _ = payload.partition(":")
         with contextlib.suppress(ValueError):
             self.notify(uuid.UUID(conversation_id))
 

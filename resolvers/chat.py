@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from agent.turn import TurnListener, TurnRows
 from core.ids import expect_global_id
 from resolvers.context import Context
-from services.chat import TurnListener, TurnRows
 
 __all__ = ["TurnRows", "regenerate_reply", "send_message"]
 
@@ -23,7 +23,7 @@ async def send_message(
     )
     user_id = await ctx.user_id()
     async with ctx.exclusive() as session:
-        return await ctx.services.chat.send_message(
+        return await ctx.app.assistant.send_message(
             session, user_id, row_id, content, client_message_id, listener
         )
 
@@ -34,4 +34,4 @@ async def regenerate_reply(
     row_id = expect_global_id(conversation_id, "Conversation", field="conversationId")
     user_id = await ctx.user_id()
     async with ctx.exclusive() as session:
-        return await ctx.services.chat.regenerate(session, user_id, row_id, listener)
+        return await ctx.app.assistant.regenerate(session, user_id, row_id, listener)

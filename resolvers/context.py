@@ -1,80 +1,41 @@
-"""The per-request context: the session, the current user and the loaders, nothing else."""
+"""The per-request context: the resources every request shares, the token's principal,
+the request's one session (and its lock), the current user and the loaders; plus the
+transport's bookkeeping for a WebSocket (`extras`)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.fastapi import BaseContext
 
-from core.auth import Principal, TokenVerifier
+from core.auth import Principal
 from core.config import Settings
-from core.cursors import CursorCodec
 from core.errors import Unauthenticated
 from db import users as user_queries
 from db.models import User
 from db.transactions import write_transaction
-
-if TYPE_CHECKING:
-    from live.broker import Broker
-    from loaders import Loaders
-    from services.chat import ChatService
-
-
-class KnownUsers:
-    """Subject → user row, for users already seen by this instance. A user row never
-    changes once created, so this saves a lookup per request without going stale."""
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._capacity = capacity
-        self._users: OrderedDict[str, User] = OrderedDict()
-
-    def get(self, subject: str) -> User | None:
-        user = self._users.get(subject)
-        if user is not None:
-            self._users.move_to_end(subject)
-        return user
-
-    def add(self, subject: str, user: User) -> None:
-        self._users[subject] = user
-        if len(self._users) > self._capacity:
-            self._users.popitem(last=False)
-
-
-@dataclass(slots=True)
-class Services:
-    """What the app builds once at start-up and every request shares."""
-
-    settings: Settings
-    session_factory: async_sessionmaker[AsyncSession]
-    verifier: TokenVerifier
-    cursors: CursorCodec
-    broker: Broker
-    chat: ChatService
-    known_users: KnownUsers = field(default_factory=KnownUsers)
+from resolvers.loaders import Loaders
+from resolvers.resources import AppResources
 
 
 class Context(BaseContext):
     def __init__(
         self,
-        services: Services,
+        app: AppResources,
         principal: Principal | None,
         request_id: str,
-        operation_name: str | None = None,
         *,
         long_lived: bool = False,
     ) -> None:
         super().__init__()
-        self.services = services
+        self.app = app
         self.principal = principal
         self.request_id = request_id
-        self.operation_name = operation_name
         self._session: AsyncSession | None = None
         # AsyncSession is not safe for concurrent use, and sibling fields resolve
         # concurrently: every use of the request's session goes through this lock.
@@ -90,8 +51,6 @@ class Context(BaseContext):
 
     @property
     def loaders(self) -> Loaders:
-        from loaders import Loaders
-
         if self.long_lived:
             return Loaders(self)
         if self._loaders is None:
@@ -103,9 +62,7 @@ class Context(BaseContext):
         """A context of its own (session, lock, loaders) for one long operation."""
         # long-lived: each read ends its transaction, or a subscription would keep
         # reading one old snapshot (SQLite) and never see new messages
-        child = Context(
-            self.services, self.principal, self.request_id, self.operation_name, long_lived=True
-        )
+        child = Context(self.app, self.principal, self.request_id, long_lived=True)
         child._user = self._user
         try:
             yield child
@@ -114,7 +71,7 @@ class Context(BaseContext):
 
     @property
     def settings(self) -> Settings:
-        return self.services.settings
+        return self.app.settings
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
@@ -153,7 +110,7 @@ class Context(BaseContext):
 
     def _ensure_session(self) -> AsyncSession:
         if self._session is None:
-            self._session = self.services.session_factory()
+            self._session = self.app.session_factory()
         return self._session
 
     async def close(self) -> None:
@@ -175,7 +132,7 @@ class Context(BaseContext):
         return await self._user_lookup
 
     async def _find_or_create_user(self, subject: str) -> User:
-        known = self.services.known_users.get(subject)
+        known = self.app.known_users.get(subject)
         if known is not None:
             self._user = known
             return known
@@ -187,7 +144,7 @@ class Context(BaseContext):
         # Detached, so a rollback later in the request (a key replayed after a conflict)
         # cannot expire it: reading an expired id would be IO outside a greenlet.
         self._ensure_session().expunge(user)
-        self.services.known_users.add(subject, user)
+        self.app.known_users[subject] = user
         self._user = user
         return user
 

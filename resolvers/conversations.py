@@ -8,13 +8,9 @@ from core.ids import expect_global_id
 from db import conversations as conversation_queries
 from db.models import Conversation, ConversationStatus
 from resolvers.context import Context
-from resolvers.pagination import CursorSpec, PageResult, page_result, window_from_args
+from resolvers.pagination import PageResult, page_result, window_from_args
 from services import conversations as conversation_service
 from services.validation import SEARCH_MAX, clean_optional_text
-
-
-def _spec(user_id: uuid.UUID) -> CursorSpec:
-    return CursorSpec("conversations", str(user_id), ("datetime", "uuid"))
 
 
 async def list_conversations(
@@ -28,8 +24,8 @@ async def list_conversations(
     search: str | None,
 ) -> PageResult[Conversation]:
     user_id = await ctx.user_id()
-    spec = _spec(user_id)
-    window = window_from_args(ctx.services.cursors, spec, first, after, last, before)
+    spec, scope = conversation_queries.CONVERSATIONS, str(user_id)
+    window = window_from_args(ctx.app.cursors, spec, scope, first, after, last, before)
     term = clean_optional_text(search, "search", SEARCH_MAX)
     async with ctx.reading() as session:
         page = await conversation_queries.list_conversations(session, user_id, status, term, window)
@@ -38,7 +34,7 @@ async def list_conversations(
         async with ctx.reading() as session:
             return await conversation_queries.count_conversations(session, user_id, status, term)
 
-    return page_result(ctx.services.cursors, spec, page, conversation_queries.recency_key, count)
+    return page_result(ctx.app.cursors, spec, scope, page, count)
 
 
 async def conversation(ctx: Context, conversation_id: str) -> Conversation | None:
@@ -71,8 +67,6 @@ async def set_conversation_status(
 async def delete_conversation(ctx: Context, conversation_id: str) -> uuid.UUID:
     row_id = expect_global_id(conversation_id, "Conversation")
     user_id = await ctx.user_id()
-    async with ctx.writing() as session:
-        await conversation_service.delete_conversation(session, user_id, row_id)
-    # subscribers of the conversation look again, find it gone and complete
-    await ctx.services.broker.publish(row_id, row_id)
+    async with ctx.exclusive() as session:
+        await conversation_service.delete_conversation(session, ctx.app.broker, user_id, row_id)
     return row_id

@@ -7,11 +7,7 @@ import uuid
 from db import messages as message_queries
 from db.models import Conversation, Message
 from resolvers.context import Context
-from resolvers.pagination import CursorSpec, PageResult, page_result, window_from_args
-
-
-def cursor_spec(conversation_id: uuid.UUID) -> CursorSpec:
-    return CursorSpec("messages", str(conversation_id), ("int",))
+from resolvers.pagination import PageResult, page_result, window_from_args
 
 
 async def list_messages(
@@ -24,15 +20,15 @@ async def list_messages(
     before: str | None,
 ) -> PageResult[Message]:
     user_id = await ctx.user_id()
-    spec = cursor_spec(conversation_id)
-    window = window_from_args(ctx.services.cursors, spec, first, after, last, before)
+    spec, scope = message_queries.MESSAGES, str(conversation_id)
+    window = window_from_args(ctx.app.cursors, spec, scope, first, after, last, before)
     async with ctx.reading() as session:
         page = await message_queries.list_messages(session, user_id, conversation_id, window)
 
     async def count() -> int:
         return await ctx.loaders.message_count_by_conversation.load(conversation_id)
 
-    return page_result(ctx.services.cursors, spec, page, message_queries.order_key, count)
+    return page_result(ctx.app.cursors, spec, scope, page, count)
 
 
 async def message_count(ctx: Context, conversation_id: uuid.UUID) -> int:

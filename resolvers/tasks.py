@@ -8,12 +8,8 @@ from core.ids import expect_global_id
 from db import tasks as task_queries
 from db.models import Task, TaskStatus
 from resolvers.context import Context
-from resolvers.pagination import CursorSpec, PageResult, page_result, window_from_args
+from resolvers.pagination import PageResult, page_result, window_from_args
 from services import tasks as task_service
-
-
-def _spec(user_id: uuid.UUID) -> CursorSpec:
-    return CursorSpec("tasks", str(user_id), ("datetime", "uuid"))
 
 
 async def list_tasks(
@@ -26,8 +22,8 @@ async def list_tasks(
     status: TaskStatus | None,
 ) -> PageResult[Task]:
     user_id = await ctx.user_id()
-    spec = _spec(user_id)
-    window = window_from_args(ctx.services.cursors, spec, first, after, last, before)
+    spec, scope = task_queries.TASKS, str(user_id)
+    window = window_from_args(ctx.app.cursors, spec, scope, first, after, last, before)
     async with ctx.reading() as session:
         page = await task_queries.list_tasks(session, user_id, status, window)
 
@@ -35,7 +31,7 @@ async def list_tasks(
         async with ctx.reading() as session:
             return await task_queries.count_tasks(session, user_id, status)
 
-    return page_result(ctx.services.cursors, spec, page, task_queries.newest_key, count)
+    return page_result(ctx.app.cursors, spec, scope, page, count)
 
 
 async def task(ctx: Context, task_id: str) -> Task | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from db import models
 from resolvers import conversations as conversation_resolvers
 from resolvers import nodes as node_resolvers
 from resolvers import tasks as task_resolvers
@@ -41,7 +40,7 @@ class Query:
             after=after,
             last=last,
             before=before,
-            status=models.ConversationStatus(status or ConversationStatus.ACTIVE),
+            status=status or ConversationStatus.ACTIVE,
             search=search,
         )
         return Connection[Conversation].from_page(page, Conversation.from_row)
@@ -69,7 +68,7 @@ class Query:
             after=after,
             last=last,
             before=before,
-            status=None if status is None else models.TaskStatus(status),
+            status=status,
         )
         return Connection[Task].from_page(page, Task.from_row)
 

@@ -19,7 +19,10 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from core.config import Settings
-from schema.extensions import CachedParsing, ErrorCodes, MaxQueryCost
+from schema.extensions.cost import MaxQueryCost
+from schema.extensions.error_codes import ErrorCodes
+from schema.extensions.operation_log import OperationLog
+from schema.extensions.parsing import CachedParsing
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.subscription import Subscription
@@ -43,6 +46,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     # factories: every operation gets fresh extension instances (the caches are shared)
     extensions: list[Callable[[], SchemaExtension]] = [
+        OperationLog,
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         CachedParsing,

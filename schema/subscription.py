@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
+from agent import events
 from resolvers import live as live_resolvers
 from resolvers.context import Context
 from schema.inputs import SendMessageInput
@@ -40,14 +41,16 @@ ReplyEvent = Annotated[
 ]
 
 
-def _event(event: live_resolvers.StreamEvent) -> ReplyEvent:
-    if event.kind == "user_message":
-        return UserMessageSaved(message=Message.from_row(event.payload))
-    if event.kind == "delta":
-        return ReplyDelta(text=event.payload)
-    if event.kind == "tool_call":
-        return ToolCallCompleted(tool_call=ToolCall.from_record(event.payload))
-    return ReplyCompleted(message=Message.from_row(event.payload))
+def _event(event: events.TurnEvent) -> ReplyEvent:
+    match event:
+        case events.UserMessageSaved(message=row):
+            return UserMessageSaved(message=Message.from_row(row))
+        case events.ReplyDelta(text=text):
+            return ReplyDelta(text=text)
+        case events.ToolCallCompleted(record=record):
+            return ToolCallCompleted(tool_call=ToolCall.from_record(record))
+        case events.ReplyCompleted(message=row):
+            return ReplyCompleted(message=Message.from_row(row))
 
 
 @strawberry.type

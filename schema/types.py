@@ -118,7 +118,7 @@ class Message(Node):
     def from_row(cls, row: models.Message) -> Message:
         return cls(
             id=strawberry.ID(to_global_id("Message", row.id)),
-            role=MessageRole(row.role),
+            role=row.role,
             content=row.content,
             client_message_id=row.client_message_id,
             created_at=row.created_at,
@@ -164,7 +164,7 @@ class Conversation(Node):
         return cls(
             id=strawberry.ID(to_global_id("Conversation", row.id)),
             title=row.title,
-            status=ConversationStatus(row.status),
+            status=row.status,
             created_at=row.created_at,
             updated_at=row.updated_at,
             row_id=row.id,
@@ -186,7 +186,7 @@ class Task(Node):
             id=strawberry.ID(to_global_id("Task", row.id)),
             title=row.title,
             description=row.description,
-            status=TaskStatus(row.status),
+            status=row.status,
             created_at=row.created_at,
             updated_at=row.updated_at,
             completed_at=row.completed_at,

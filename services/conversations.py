@@ -9,18 +9,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import NotFound
 from db import conversations as conversation_queries
 from db.models import Conversation, ConversationStatus
+from db.transactions import write_transaction
 from db.types import utcnow
+from live.broker import Broker
 from services.validation import CONVERSATION_TITLE_MAX, clean_optional_text, clean_text
 
 DEFAULT_TITLE = "New conversation"
 
 
-def title_from_message(content: str) -> str:
+def _title_from_message(content: str) -> str:
     """A conversation started by a message is titled by its first line, shortened."""
     first_line = content.strip().splitlines()[0].strip() if content.strip() else ""
     if len(first_line) <= 60:
         return first_line or DEFAULT_TITLE
     return first_line[:57].rstrip() + "…"
+
+
+async def get_conversation(
+    session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID
+) -> Conversation | None:
+    return await conversation_queries.get_conversation(session, user_id, conversation_id)
 
 
 async def require_conversation(
@@ -37,6 +45,15 @@ async def create_conversation(
 ) -> Conversation:
     cleaned = clean_optional_text(title, "title", CONVERSATION_TITLE_MAX)
     return await conversation_queries.add_conversation(session, user_id, cleaned or DEFAULT_TITLE)
+
+
+async def start_conversation(
+    session: AsyncSession, user_id: uuid.UUID, first_message: str, *, conversation_id: uuid.UUID
+) -> Conversation:
+    """A conversation opened by its first message, titled by it."""
+    return await conversation_queries.add_conversation(
+        session, user_id, _title_from_message(first_message), conversation_id=conversation_id
+    )
 
 
 async def rename_conversation(
@@ -65,7 +82,11 @@ async def set_conversation_status(
 
 
 async def delete_conversation(
-    session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID
+    session: AsyncSession, broker: Broker, user_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> None:
-    conversation = await require_conversation(session, user_id, conversation_id)
-    await conversation_queries.soft_delete_conversation(session, conversation)
+    """Its own unit of work: subscribers of the conversation are told after the commit,
+    look again, find it gone and complete."""
+    async with write_transaction(session):
+        conversation = await require_conversation(session, user_id, conversation_id)
+        await conversation_queries.soft_delete_conversation(session, conversation)
+    await broker.publish(conversation_id)

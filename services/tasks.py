@@ -9,8 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import NotFound
 from db import tasks as task_queries
 from db.models import Task, TaskStatus
-from db.types import utcnow
 from services.validation import DESCRIPTION_MAX, TASK_TITLE_MAX, clean_optional_text, clean_text
+
+
+async def get_task(session: AsyncSession, user_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
+    return await task_queries.get_task(session, user_id, task_id)
 
 
 async def require_task(session: AsyncSession, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
@@ -20,22 +23,29 @@ async def require_task(session: AsyncSession, user_id: uuid.UUID, task_id: uuid.
     return task
 
 
+async def tasks_titled(session: AsyncSession, user_id: uuid.UUID, title: str) -> list[Task]:
+    """The user's tasks with this title, compared case-insensitively, oldest first."""
+    return await task_queries.find_tasks_by_title(
+        session, user_id, clean_text(title, "title", TASK_TITLE_MAX)
+    )
+
+
+async def oldest_tasks(
+    session: AsyncSession, user_id: uuid.UUID, status: TaskStatus | None, limit: int
+) -> list[Task]:
+    """Oldest first, as the assistant reads a list out."""
+    return await task_queries.all_tasks(session, user_id, status, limit)
+
+
 async def create_task(
     session: AsyncSession, user_id: uuid.UUID, title: str, description: str | None = None
 ) -> Task:
-    now = utcnow()
-    task = Task(
-        id=uuid.uuid4(),
-        user_id=user_id,
-        title=clean_text(title, "title", TASK_TITLE_MAX),
-        description=clean_optional_text(description, "description", DESCRIPTION_MAX),
-        status=TaskStatus.PENDING,
-        created_at=now,
-        updated_at=now,
+    return await task_queries.add_task(
+        session,
+        user_id,
+        clean_text(title, "title", TASK_TITLE_MAX),
+        clean_optional_text(description, "description", DESCRIPTION_MAX),
     )
-    session.add(task)
-    await session.flush()
-    return task
 
 
 async def update_task(
@@ -54,12 +64,13 @@ async def update_task(
         else clean_optional_text(description, "description", DESCRIPTION_MAX)
     )
     task = await require_task(session, user_id, task_id)
-    if new_title is not None:
-        task.title = new_title
-    if description is not None:
-        task.description = new_description
-    task.updated_at = utcnow()
-    await session.flush()
+    await task_queries.change_task(
+        session,
+        task,
+        title=new_title,
+        description=new_description,
+        sets_description=description is not None,
+    )
     return task
 
 
@@ -68,11 +79,7 @@ async def set_task_status(
 ) -> Task:
     task = await require_task(session, user_id, task_id)
     if task.status != status:
-        now = utcnow()
-        task.status = status
-        task.completed_at = now if status == TaskStatus.COMPLETED else None
-        task.updated_at = now
-        await session.flush()
+        await task_queries.change_task_status(session, task, status)
     return task
 
 

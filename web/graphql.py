@@ -27,7 +27,9 @@ from core.auth import Principal
 from core.errors import Unauthenticated
 from core.logging import get_logger
 from core.metrics import WS_CONNECTIONS
-from resolvers.context import Context, Services
+from resolvers.context import Context
+from resolvers.resources import AppResources
+from schema.error_codes import error_entry, with_protocol_code
 
 log = get_logger("taskchat.web")
 
@@ -43,9 +45,7 @@ class UnauthenticatedRequest(Exception):
 
 
 def unauthenticated_body(message: str) -> bytes:
-    return orjson.dumps(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}
-    )
+    return orjson.dumps({"data": None, "errors": [error_entry(message, "UNAUTHENTICATED")]})
 
 
 def _authorization_param(params: Mapping[str, Any]) -> str | None:
@@ -77,27 +77,26 @@ class WebSocketSlots:
 
 
 class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """The protocol layer's own errors (e.g. "Subscription limit reached") carry no
-    code; every error we send does, as API.md promises."""
+    """Every error we send carries a code, as API.md promises, the protocol layer's own
+    included."""
 
     async def send_message(self, message: Any) -> None:
         if message.get("type") == "error":
             for error in message.get("payload") or []:
-                extensions = error.setdefault("extensions", {})
-                extensions.setdefault("code", "BAD_USER_INPUT")
+                with_protocol_code(error)
         await super().send_message(message)
 
 
 class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
     graphql_transport_ws_handler_class = CodedTransportWSHandler
 
-    def __init__(self, schema: BaseSchema, services: Services, **kwargs: Any) -> None:
-        self.services = services
-        self.ws_slots = WebSocketSlots(services.settings.ws_max_connections_per_user)
+    def __init__(self, schema: BaseSchema, app: AppResources, **kwargs: Any) -> None:
+        self.resources = app
+        self.ws_slots = WebSocketSlots(app.settings.ws_max_connections_per_user)
         super().__init__(schema, context_getter=cast(Any, self._context_getter()), **kwargs)
 
     def _context_getter(self) -> Callable[..., AsyncIterator[Context]]:
-        services = self.services
+        app = self.resources
         slots = self.ws_slots
 
         async def get_context(connection: HTTPConnection) -> AsyncIterator[Context]:
@@ -109,10 +108,10 @@ class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
             header = connection.headers.get("authorization")
             if header and not is_websocket:
                 try:
-                    principal = await services.verifier.verify_header(header)
+                    principal = await app.verifier.verify_header(header)
                 except Unauthenticated as error:
                     raise UnauthenticatedRequest(error.message) from None
-            context = Context(services, principal, request_id, long_lived=is_websocket)
+            context = Context(app, principal, request_id, long_lived=is_websocket)
             try:
                 yield context
             finally:
@@ -134,7 +133,7 @@ class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
         if not header:
             raise ConnectionRejectionError({"reason": "authentication required"})
         try:
-            principal = await self.services.verifier.verify_header(header)
+            principal = await self.resources.verifier.verify_header(header)
         except Unauthenticated:
             raise ConnectionRejectionError({"reason": "invalid token"}) from None
         if not self.ws_slots.take(principal.subject):
@@ -144,7 +143,8 @@ class TaskchatGraphQLRouter(GraphQLRouter[Context, None]):
         context.extras["expiry"] = asyncio.create_task(
             _close_at_expiry(
                 websocket,
-                principal.expires_at + timedelta(seconds=self.services.settings.jwt_leeway_seconds),
+                principal.expires_at
+                + timedelta(seconds=self.resources.settings.jwt_leeway_seconds),
             )
         )
         return None

@@ -283,7 +283,7 @@ async def test_regenerate_replaces_the_last_reply_and_reruns_the_turn(alice: Gra
     )
 
 
-async def test_regenerate_on_an_empty_conversation_is_badsend_input(alice: GraphQLClient) -> None:
+async def test_regenerate_on_an_empty_conversation_is_bad_user_input(alice: GraphQLClient) -> None:
     conversation = (await alice.data(CREATE_CONVERSATION))["createConversation"]["conversation"]
 
     code = await alice.error_code(REGENERATE, {"input": {"conversationId": conversation["id"]}})
@@ -345,7 +345,7 @@ async def test_same_client_message_id_sent_concurrently_runs_once(
     assert await conversation_count(alice) == 1
 
 
-async def test_client_message_id_reused_in_another_conversation_is_badsend_input(
+async def test_client_message_id_reused_in_another_conversation_is_bad_user_input(
     alice: GraphQLClient,
 ) -> None:
     await send(alice, "add task: buy milk", client_message_id="key-reused")

@@ -173,9 +173,22 @@ async def ask(messages: list[ChatMessage]) -> ModelReply:
 # --------------------------------------------------------------------------- complete()
 
 
-def test_satisfies_protocol() -> None:
+async def test_works_as_a_model_provider_through_the_protocol() -> None:
+    """Used only through `ModelProvider`: a step answers, streams its text to the sink in
+    pieces that add up to the content, and the provider closes."""
     provider: ModelProvider = OfflineProvider()
+    pieces: list[str] = []
+
+    async def sink(piece: str) -> None:
+        pieces.append(piece)
+
+    reply = await provider.complete([user("hello there")], [], on_delta=sink)
+    assert isinstance(reply, ModelReply)
     assert provider.name == "offline"
+    assert reply.content
+    assert not reply.tool_calls
+    assert "".join(pieces) == reply.content
+    await provider.aclose()
 
 
 @pytest.mark.asyncio

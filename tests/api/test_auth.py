@@ -28,6 +28,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from fastapi import FastAPI
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from core.config import ConfigError, Settings
@@ -287,7 +288,7 @@ async def aud_iss_server(server_factory: ServerFactory) -> LiveServer:
 
 
 async def test_audience_and_issuer_are_checked_when_configured(aud_iss_server: LiveServer) -> None:
-    claims_by_case = {
+    claims_by_case: dict[str, dict[str, Any]] = {
         "wrong_aud": {"aud": "someone-else", "iss": ISSUER},
         "wrong_iss": {"aud": AUDIENCE, "iss": "https://evil.test"},
         "missing_aud": {"iss": ISSUER},
@@ -398,7 +399,11 @@ def _allow_immediate_jwks_refresh(live: LiveServer) -> None:
     """PyJWT (>= 2.13) refetches a JWKS for an unknown kid only when `cooldown_duration`
     (30 s) has passed since the last fetch. A test cannot wait that out, so this server's
     JWKS client gets no cooldown, as if the rotation happened 30 s after the last fetch."""
-    live.server.config.app.state.services.verifier._jwks.cooldown_duration = 0
+    app = live.server.config.app
+    assert isinstance(app, FastAPI)
+    jwks_client = app.state.resources.verifier._jwks
+    assert jwks_client is not None
+    jwks_client.cooldown_duration = 0
 
 
 async def test_jwks_tokens_signed_with_each_listed_key_are_accepted(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
@@ -149,7 +150,7 @@ async def test_anonymous_introspection_is_allowed_in_development(server: LiveSer
 
 
 @pytest.fixture
-async def broken_database_url(backend: str, tmp_path) -> str:
+async def broken_database_url(backend: str, tmp_path: Path) -> str:
     """A migrated database of its own whose tasks table then disappears."""
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'broken.db'}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,7 +27,7 @@ async def test_ready_when_the_database_answers(server: LiveServer) -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 async def test_not_ready_when_the_sqlite_file_cannot_be_opened(
-    server_factory: ServerFactory, tmp_path
+    server_factory: ServerFactory, tmp_path: Path
 ) -> None:
     unreachable = f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'x.db'}"
     down = await server_factory(database_url=unreachable)
@@ -93,7 +94,7 @@ async def test_only_configured_origins_may_call_the_api(server_factory: ServerFa
 
 
 async def test_not_ready_when_postgresql_does_not_answer(
-    database_urls: dict[str, str], tmp_path
+    database_urls: dict[str, str], tmp_path: Path
 ) -> None:
     """PostgreSQL down (nothing listens on the port): /ready says 503, /health still 200."""
     with socket.socket() as probe:

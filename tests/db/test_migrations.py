@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -27,7 +28,7 @@ def _config(url: str) -> Config:
 
 
 @pytest.fixture(params=BACKENDS)
-async def scratch_url(request: pytest.FixtureRequest, tmp_path) -> str:
+async def scratch_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database of its own, so downgrading does not disturb other tests."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'migrations.db'}"

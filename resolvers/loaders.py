@@ -1,11 +1,12 @@
 """Per-request DataLoaders: one class per relation, one SQL statement per batch,
-results in key order. Reached through `Context.loaders`."""
+results in key order. Built by the request's `Context`, which they read through."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
@@ -15,17 +16,21 @@ from db import messages as message_queries
 from db import tasks as task_queries
 from db.models import Conversation, Message, Task
 
-if TYPE_CHECKING:
-    from resolvers.context import Context
+
+class Reads(Protocol):
+    """What a loader needs of its request: who asks, and the request's reads."""
+
+    async def user_id(self) -> uuid.UUID: ...
+    def reading(self) -> AbstractAsyncContextManager[AsyncSession]: ...
 
 
 class Loaders:
-    def __init__(self, context: Context) -> None:
-        self.conversation_by_id = ConversationById(context)
-        self.message_count_by_conversation = MessageCountByConversation(context)
-        self.last_message_by_conversation = LastMessageByConversation(context)
-        self.message_by_id = MessageById(context)
-        self.task_by_id = TaskById(context)
+    def __init__(self, reads: Reads) -> None:
+        self.conversation_by_id = ConversationById(reads)
+        self.message_count_by_conversation = MessageCountByConversation(reads)
+        self.last_message_by_conversation = LastMessageByConversation(reads)
+        self.message_by_id = MessageById(reads)
+        self.task_by_id = TaskById(reads)
 
 
 RowT = TypeVar("RowT", Conversation, Message, Task)
@@ -35,10 +40,10 @@ FetchRows = Callable[[AsyncSession, uuid.UUID, Sequence[uuid.UUID]], Awaitable[l
 class _RowsById(DataLoader[uuid.UUID, RowT | None]):
     """Rows of the current user by id, one statement per batch; `None` where absent."""
 
-    def __init__(self, context: Context, fetch: FetchRows[RowT]) -> None:
+    def __init__(self, reads: Reads, fetch: FetchRows[RowT]) -> None:
         async def load(keys: Sequence[uuid.UUID]) -> list[RowT | None]:
-            user_id = await context.user_id()
-            async with context.reading() as session:
+            user_id = await reads.user_id()
+            async with reads.reading() as session:
                 rows = await fetch(session, user_id, keys)
             found = {row.id: row for row in rows}
             return [found.get(key) for key in keys]
@@ -47,25 +52,25 @@ class _RowsById(DataLoader[uuid.UUID, RowT | None]):
 
 
 class ConversationById(_RowsById[Conversation]):
-    def __init__(self, context: Context) -> None:
-        super().__init__(context, conversation_queries.get_conversations)
+    def __init__(self, reads: Reads) -> None:
+        super().__init__(reads, conversation_queries.get_conversations)
 
 
 class MessageById(_RowsById[Message]):
-    def __init__(self, context: Context) -> None:
-        super().__init__(context, message_queries.get_messages)
+    def __init__(self, reads: Reads) -> None:
+        super().__init__(reads, message_queries.get_messages)
 
 
 class TaskById(_RowsById[Task]):
-    def __init__(self, context: Context) -> None:
-        super().__init__(context, task_queries.get_tasks)
+    def __init__(self, reads: Reads) -> None:
+        super().__init__(reads, task_queries.get_tasks)
 
 
 class MessageCountByConversation(DataLoader[uuid.UUID, int]):
-    def __init__(self, context: Context) -> None:
+    def __init__(self, reads: Reads) -> None:
         async def load(keys: Sequence[uuid.UUID]) -> list[int]:
-            user_id = await context.user_id()
-            async with context.reading() as session:
+            user_id = await reads.user_id()
+            async with reads.reading() as session:
                 counts = await message_queries.count_messages(session, user_id, keys)
             return [counts.get(key, 0) for key in keys]
 
@@ -73,10 +78,10 @@ class MessageCountByConversation(DataLoader[uuid.UUID, int]):
 
 
 class LastMessageByConversation(DataLoader[uuid.UUID, Message | None]):
-    def __init__(self, context: Context) -> None:
+    def __init__(self, reads: Reads) -> None:
         async def load(keys: Sequence[uuid.UUID]) -> list[Message | None]:
-            user_id = await context.user_id()
-            async with context.reading() as session:
+            user_id = await reads.user_id()
+            async with reads.reading() as session:
                 newest = await message_queries.last_messages(session, user_id, keys)
             return [newest.get(key) for key in keys]
 

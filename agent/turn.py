@@ -15,7 +15,6 @@ if that turn failed, the retry runs the turn for the stored message, once.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -26,27 +25,24 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agent.loop import ToolCallSink, run_turn
+from agent.loop import ToolCallSink, TurnOutcome, run_turn
 from agent.prompt import history_messages, system_message
 from agent.providers.base import DeltaSink, ModelProvider
 from agent.tools import ToolRuntime
 from core.config import Settings
-from core.errors import AgentTimeout, BadUserInput, NotFound, RateLimited, TaskchatError
+from core.errors import AgentTimeout, BadUserInput, NotFound, TaskchatError
 from core.logging import get_logger
 from core.metrics import AGENT_TURN_SECONDS, AGENT_TURNS
-from db import agent_runs as run_queries
-from db import conversations as conversation_queries
-from db import messages as message_queries
-from db import users as user_queries
 from db.locks import TurnLocks
-from db.models import Conversation, Message, MessageRole, RunStatus
-from db.transactions import write_transaction
-from db.types import utcnow
+from db.models import Conversation, Message, RunStatus
+from db.transactions import unit_of_work, write_transaction
 from live.broker import Broker
-from services.conversations import require_conversation, title_from_message
+from services import conversations as conversation_service
+from services import messages as message_service
+from services import runs as run_service
 from services.validation import CLIENT_MESSAGE_ID_MAX, clean_optional_text, clean_text
 
-log = get_logger("taskchat.chat")
+log = get_logger("taskchat.turn")
 
 
 @dataclass(slots=True)
@@ -65,7 +61,9 @@ class TurnListener:
     tool_call_completed: ToolCallSink | None = None
 
 
-class ChatService:
+class Assistant:
+    """Runs turns: the user's message in, the model and its tools, the reply out."""
+
     def __init__(
         self,
         settings: Settings,
@@ -77,10 +75,6 @@ class ChatService:
         self._provider = provider
         self._locks = locks
         self._broker = broker
-
-    @property
-    def provider(self) -> ModelProvider:
-        return self._provider
 
     async def send_message(
         self,
@@ -97,7 +91,7 @@ class ChatService:
 
         if key is not None:
             async with session.begin():
-                earlier = await message_queries.find_by_client_message_id(session, user_id, key)
+                earlier = await message_service.find_by_client_message_id(session, user_id, key)
             if earlier is not None:
                 return await self._replay(session, user_id, earlier, conversation_id, listener)
 
@@ -108,37 +102,32 @@ class ChatService:
             try:
                 async with write_transaction(session):
                     if conversation_id is None:
-                        conversation = await conversation_queries.add_conversation(
-                            session, user_id, title_from_message(text), conversation_id=target_id
+                        conversation = await conversation_service.start_conversation(
+                            session, user_id, text, conversation_id=target_id
                         )
                     else:
-                        conversation = await require_conversation(session, user_id, target_id)
-                    user_message = await message_queries.add_message(
-                        session,
-                        conversation_id=conversation.id,
-                        user_id=user_id,
-                        role=MessageRole.USER,
-                        content=text,
-                        client_message_id=key,
+                        conversation = await conversation_service.require_conversation(
+                            session, user_id, target_id
+                        )
+                    user_message = await message_service.add_question(
+                        session, conversation, user_id, text, key
                     )
                     # refused by the rate limit: the rollback takes the message back too
-                    run_id = await self._start_run(session, user_id, conversation.id, user_message)
+                    run_id = await self._start_run(session, user_id, user_message)
             except IntegrityError:
                 # the same key committed by a concurrent request: its result is returned
                 # below, once this lock is released (the replay takes it again)
                 if key is None:
                     raise
                 async with session.begin():
-                    duplicate_of = await message_queries.find_by_client_message_id(
+                    duplicate_of = await message_service.find_by_client_message_id(
                         session, user_id, key
                     )
                 if duplicate_of is None:
                     raise
             else:
-                await self._saved(conversation.id, user_message, listener)
-                reply = await self._answer(
-                    session, user_id, conversation, user_message, run_id, listener
-                )
+                await self._saved(user_message, listener)
+                reply = await self._answer(session, user_id, user_message, run_id, listener)
         if duplicate_of is not None:
             return await self._replay(session, user_id, duplicate_of, conversation_id, listener)
         return TurnRows(await self._reload(session, user_id, conversation.id), user_message, reply)
@@ -155,29 +144,16 @@ class ChatService:
         listener = listener or TurnListener()
         async with self._locks.hold(conversation_id):
             async with write_transaction(session):
-                conversation = await require_conversation(session, user_id, conversation_id)
-                last = await message_queries.last_live_message(session, conversation.id)
-                if last is None:
-                    raise BadUserInput(
-                        "the conversation has no message to answer", field="conversationId"
-                    )
-                if last.role == MessageRole.ASSISTANT:
-                    if last.parent_id is None:
-                        raise BadUserInput(
-                            "the last reply cannot be regenerated", field="conversationId"
-                        )
-                    question = await session.get(Message, last.parent_id)
-                    if question is None or question.deleted_at is not None:
-                        raise BadUserInput(
-                            "the question of the last reply is gone", field="conversationId"
-                        )
-                else:
-                    question = last
-                run_id = await self._start_run(session, user_id, conversation.id, question)
-            await self._saved(conversation.id, question, listener, publish=False)
-            previous = last if last.role == MessageRole.ASSISTANT else None
+                conversation = await conversation_service.require_conversation(
+                    session, user_id, conversation_id
+                )
+                question, previous = await message_service.question_to_answer_again(
+                    session, conversation.id
+                )
+                run_id = await self._start_run(session, user_id, question)
+            await self._saved(question, listener, publish=False)
             reply = await self._answer(
-                session, user_id, conversation, question, run_id, listener, replaces=previous
+                session, user_id, question, run_id, listener, replaces=previous
             )
         return TurnRows(await self._reload(session, user_id, conversation.id), question, reply)
 
@@ -200,17 +176,17 @@ class ChatService:
             raise NotFound("conversation")
         async with self._locks.hold(earlier.conversation_id):  # waits for a turn in flight
             async with session.begin():
-                conversation = await require_conversation(session, user_id, earlier.conversation_id)
-                reply = await message_queries.live_reply_to(session, earlier.id)
+                conversation = await conversation_service.require_conversation(
+                    session, user_id, earlier.conversation_id
+                )
+                reply = await message_service.live_reply_to(session, earlier)
             if reply is None:
                 async with write_transaction(session):
-                    run_id = await self._start_run(session, user_id, conversation.id, earlier)
-                await self._saved(conversation.id, earlier, listener, publish=False)
-                reply = await self._answer(
-                    session, user_id, conversation, earlier, run_id, listener
-                )
+                    run_id = await self._start_run(session, user_id, earlier)
+                await self._saved(earlier, listener, publish=False)
+                reply = await self._answer(session, user_id, earlier, run_id, listener)
             else:
-                await self._saved(conversation.id, earlier, listener, publish=False)
+                await self._saved(earlier, listener, publish=False)
                 if listener.delta is not None and reply.content:
                     await listener.delta(reply.content)
                 for record in reply.tool_calls:
@@ -219,119 +195,108 @@ class ChatService:
         return TurnRows(await self._reload(session, user_id, conversation.id), earlier, reply)
 
     async def _saved(
-        self,
-        conversation_id: uuid.UUID,
-        message: Message,
-        listener: TurnListener,
-        *,
-        publish: bool = True,
+        self, message: Message, listener: TurnListener, *, publish: bool = True
     ) -> None:
         if publish:
-            await self._broker.publish(conversation_id, message.id)
+            await self._broker.publish(message.conversation_id)
         if listener.user_message_saved is not None:
             await listener.user_message_saved(message)
 
     async def _start_run(
-        self,
-        session: AsyncSession,
-        user_id: uuid.UUID,
-        conversation_id: uuid.UUID,
-        question: Message,
+        self, session: AsyncSession, user_id: uuid.UUID, question: Message
     ) -> uuid.UUID:
-        """Records a turn about to run, unless the user is over the rate limit."""
-        await self._check_rate_limit(session, user_id)
-        run = await run_queries.start_run(
-            session, user_id=user_id, conversation_id=conversation_id, user_message_id=question.id
+        return await run_service.start_run(
+            session,
+            user_id,
+            question.conversation_id,
+            question.id,
+            limit_per_minute=self._settings.rate_limit_per_minute,
         )
-        return run.id
-
-    async def _check_rate_limit(self, session: AsyncSession, user_id: uuid.UUID) -> None:
-        # concurrent turns of one user count one after another, on every instance
-        await user_queries.lock_user(session, user_id)
-        now = utcnow()
-        count, oldest = await run_queries.runs_since(session, user_id, now - run_queries.WINDOW)
-        if count >= self._settings.rate_limit_per_minute:
-            retry_after = 1
-            if oldest is not None:
-                retry_after = max(1, math.ceil((oldest + run_queries.WINDOW - now).total_seconds()))
-            raise RateLimited(retry_after)
 
     async def _answer(
         self,
         session: AsyncSession,
         user_id: uuid.UUID,
-        conversation: Conversation,
         question: Message,
         run_id: uuid.UUID,
         listener: TurnListener,
         *,
         replaces: Message | None = None,
     ) -> Message:
-        provider = self._provider.name
+        """The model's answer to `question`, stored with the task changes it made in one
+        unit of work; on any failure nothing of it stays and the run is marked."""
         started = time.perf_counter()
         try:
-            async with session.begin():
-                history = await message_queries.recent_history(
-                    session,
-                    conversation.id,
-                    self._settings.history_limit,
-                    up_to_seq=question.seq,  # the reply being replaced comes later
+            async with unit_of_work(session) as work:
+                outcome = await self._run_model(
+                    session, ToolRuntime(work, user_id), question, listener
                 )
-            prompt = [system_message(date.today()), *history_messages(history)]
-            # The unit of work (task changes + reply) opens at the first tool call, or
-            # below for the reply; a failure anywhere rolls all of it back.
-            runtime = ToolRuntime(session, user_id)
-            try:
-                async with asyncio.timeout(self._settings.agent_timeout_seconds):
-                    outcome = await run_turn(
-                        self._provider,
-                        prompt,
-                        runtime,
-                        max_steps=self._settings.agent_max_steps,
-                        on_delta=listener.delta,
-                        on_tool_call=listener.tool_call_completed,
-                    )
-            except TimeoutError:
-                raise AgentTimeout() from None
-            await runtime.begin()
-            elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-            meta: dict[str, Any] = {
-                "provider": provider,
-                "model": outcome.model,
-                "usage": {
-                    "prompt_tokens": outcome.prompt_tokens,
-                    "completion_tokens": outcome.completion_tokens,
-                },
-                "latency_ms": elapsed_ms,
-                "model_ms": round(outcome.model_seconds * 1000, 1),
-                "steps": outcome.steps,
-                "run_id": str(run_id),
-            }
-            if outcome.hit_step_limit:
-                meta["step_limit"] = True
-            if replaces is not None:
-                await message_queries.soft_delete_message(session, replaces.id)
-                meta["replaces"] = str(replaces.id)
-            reply = await message_queries.add_message(
-                session,
-                conversation_id=conversation.id,
-                user_id=user_id,
-                role=MessageRole.ASSISTANT,
-                content=outcome.content,
-                tool_calls=outcome.tool_calls,
-                parent_id=question.id,
-                meta=meta,
-            )
-            await run_queries.finish_run(session, run_id, RunStatus.COMPLETED)
-            await session.commit()
+                meta = self._reply_metadata(outcome, run_id, started, replaces)
+                stored = await work.session()
+                reply = await message_service.add_reply(
+                    stored, question, outcome.content, outcome.tool_calls, meta, replaces=replaces
+                )
+                await run_service.finish_run(stored, run_id, RunStatus.COMPLETED)
         except BaseException as error:
             await self._record_failure(session, run_id, error)
-            AGENT_TURNS.labels(provider, _outcome(error)).inc()
+            AGENT_TURNS.labels(self._provider.name, _outcome(error)).inc()
             raise
-        AGENT_TURNS.labels(provider, "ok").inc()
-        AGENT_TURN_SECONDS.labels(provider).observe(time.perf_counter() - started)
-        await self._broker.publish(conversation.id, reply.id)
+        AGENT_TURNS.labels(self._provider.name, "ok").inc()
+        AGENT_TURN_SECONDS.labels(self._provider.name).observe(time.perf_counter() - started)
+        await self._broker.publish(question.conversation_id)
         return reply
+
+    async def _run_model(
+        self,
+        session: AsyncSession,
+        runtime: ToolRuntime,
+        question: Message,
+        listener: TurnListener,
+    ) -> TurnOutcome:
+        """The history up to the question (a reply being replaced comes later), then the
+        model and its tools under the turn deadline."""
+        async with session.begin():
+            history = await message_service.history(
+                session, question.conversation_id, self._settings.history_limit, question.seq
+            )
+        prompt = [system_message(date.today()), *history_messages(history)]
+        try:
+            async with asyncio.timeout(self._settings.agent_timeout_seconds):
+                return await run_turn(
+                    self._provider,
+                    prompt,
+                    runtime,
+                    max_steps=self._settings.agent_max_steps,
+                    on_delta=listener.delta,
+                    on_tool_call=listener.tool_call_completed,
+                )
+        except TimeoutError:
+            raise AgentTimeout() from None
+
+    def _reply_metadata(
+        self,
+        outcome: TurnOutcome,
+        run_id: uuid.UUID,
+        started: float,
+        replaces: Message | None,
+    ) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "provider": self._provider.name,
+            "model": outcome.model,
+            "usage": {
+                "prompt_tokens": outcome.prompt_tokens,
+                "completion_tokens": outcome.completion_tokens,
+            },
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            "model_ms": round(outcome.model_seconds * 1000, 1),
+            "steps": outcome.steps,
+            "run_id": str(run_id),
+        }
+        if outcome.hit_step_limit:
+            meta["step_limit"] = True
+        if replaces is not None:
+            meta["replaces"] = str(replaces.id)
+        return meta
 
     async def _record_failure(
         self, session: AsyncSession, run_id: uuid.UUID, error: BaseException
@@ -348,16 +313,14 @@ class ChatService:
     async def _mark_run(
         self, session: AsyncSession, run_id: uuid.UUID, status: RunStatus, code: str
     ) -> None:
-        if session.in_transaction():
-            await session.rollback()
         async with write_transaction(session):
-            await run_queries.finish_run(session, run_id, status, code)
+            await run_service.finish_run(session, run_id, status, code)
 
     async def _reload(
         self, session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID
     ) -> Conversation:
         async with session.begin():
-            conversation = await conversation_queries.get_conversation(
+            conversation = await conversation_service.get_conversation(
                 session, user_id, conversation_id
             )
         if conversation is None:  # deleted while the turn ran

@@ -1,0 +1,1 @@
+"""Cross-cutting concerns as schema extensions, one concern (and hook) per module."""

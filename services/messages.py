@@ -1,0 +1,88 @@
+"""Message use cases of a turn: the question, the reply, the history and retries."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import BadUserInput
+from db import messages as message_queries
+from db.models import Conversation, Message, MessageRole
+
+
+async def add_question(
+    session: AsyncSession,
+    conversation: Conversation,
+    user_id: uuid.UUID,
+    content: str,
+    client_message_id: str | None,
+) -> Message:
+    return await message_queries.add_message(
+        session,
+        conversation_id=conversation.id,
+        user_id=user_id,
+        role=MessageRole.USER,
+        content=content,
+        client_message_id=client_message_id,
+    )
+
+
+async def add_reply(
+    session: AsyncSession,
+    question: Message,
+    content: str,
+    tool_calls: list[dict[str, Any]],
+    meta: dict[str, Any],
+    *,
+    replaces: Message | None = None,
+) -> Message:
+    """The assistant's answer to `question`; a regenerated reply retires the one it
+    replaces (soft delete), in the same unit of work."""
+    if replaces is not None:
+        await message_queries.soft_delete_message(session, replaces.id)
+    return await message_queries.add_message(
+        session,
+        conversation_id=question.conversation_id,
+        user_id=question.user_id,
+        role=MessageRole.ASSISTANT,
+        content=content,
+        tool_calls=tool_calls,
+        parent_id=question.id,
+        meta=meta,
+    )
+
+
+async def find_by_client_message_id(
+    session: AsyncSession, user_id: uuid.UUID, client_message_id: str
+) -> Message | None:
+    return await message_queries.find_by_client_message_id(session, user_id, client_message_id)
+
+
+async def live_reply_to(session: AsyncSession, question: Message) -> Message | None:
+    return await message_queries.live_reply_to(session, question.id)
+
+
+async def history(
+    session: AsyncSession, conversation_id: uuid.UUID, limit: int, up_to_seq: int
+) -> list[Message]:
+    return await message_queries.recent_history(session, conversation_id, limit, up_to_seq)
+
+
+async def question_to_answer_again(
+    session: AsyncSession, conversation_id: uuid.UUID
+) -> tuple[Message, Message | None]:
+    """For regenerate: (the last question, the live reply it replaces or None). A
+    conversation whose last turn failed ends on its question, which gets its reply."""
+    last = await message_queries.last_live_message(session, conversation_id)
+    if last is None:
+        raise BadUserInput("the conversation has no message to answer", field="conversationId")
+    if last.role != MessageRole.ASSISTANT:
+        return last, None
+    if last.parent_id is None:
+        raise BadUserInput("the last reply cannot be regenerated", field="conversationId")
+    question = await session.get(Message, last.parent_id)
+    if question is None or question.deleted_at is not None:
+        raise BadUserInput("the question of the last reply is gone", field="conversationId")
+    return question, last

@@ -1,0 +1,45 @@
+"""Agent runs: the record of each turn, and the rate limit that counts them."""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import RateLimited
+from db import agent_runs as run_queries
+from db import users as user_queries
+from db.models import RunStatus
+from db.types import utcnow
+
+
+async def start_run(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    question_id: uuid.UUID,
+    *,
+    limit_per_minute: int,
+) -> uuid.UUID:
+    """Records a turn about to run, unless the user is over the rate limit
+    (`RATE_LIMITED`). Concurrent turns of one user count one after another, on every
+    instance: the user's row is locked first."""
+    await user_queries.lock_user(session, user_id)
+    now = utcnow()
+    count, oldest = await run_queries.runs_since(session, user_id, now - run_queries.WINDOW)
+    if count >= limit_per_minute:
+        retry_after = 1
+        if oldest is not None:
+            retry_after = max(1, math.ceil((oldest + run_queries.WINDOW - now).total_seconds()))
+        raise RateLimited(retry_after)
+    run = await run_queries.start_run(
+        session, user_id=user_id, conversation_id=conversation_id, user_message_id=question_id
+    )
+    return run.id
+
+
+async def finish_run(
+    session: AsyncSession, run_id: uuid.UUID, status: RunStatus, error_code: str | None = None
+) -> None:
+    await run_queries.finish_run(session, run_id, status, error_code)
