@@ -38,6 +38,7 @@ def _env(**settings: str) -> dict[str, str]:
         "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "JWT_SECRET": TEST_SECRET,
         "AGENT_PROVIDER": "offline",
+        "DB_POOL_SIZE": "3",  # the test PostgreSQL's connection limit is shared
         **{name.upper(): value for name, value in settings.items()},
     }
 

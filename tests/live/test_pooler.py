@@ -124,7 +124,8 @@ async def test_two_instances_through_the_pooler_serialise_sends_and_fan_out(
     pooled: Pooled, tmp_path: Path
 ) -> None:
     token = token_for(f"pooled-two-{uuid.uuid4()}")
-    direct = {"database_direct_url": pooled.direct_url}
+    # small pools: the test PostgreSQL's connection limit is shared by every test worker
+    direct = {"database_direct_url": pooled.direct_url, "db_pool_size": "3"}
     async with (
         serve_process(pooled.pooled_url, tmp_path / "a.log", **direct) as url_a,
         serve_process(pooled.pooled_url, tmp_path / "b.log", **direct) as url_b,
