@@ -1,10 +1,11 @@
-"""taskchat: the app factory and the command line.
+"""taskchat: the app factory and the command line (`taskchat COMMAND` once installed,
+or `python main.py COMMAND`).
 
-python main.py serve      apply migrations, then serve
-python main.py migrate    apply migrations
-python main.py token SUBJECT [--ttl 1h]
-python main.py schema     print the SDL
-python main.py check      database reachable and migrated; with a key, Groq and its model
+taskchat serve      apply migrations once, then serve (WORKERS processes)
+taskchat migrate    apply migrations
+taskchat token SUBJECT [--ttl 1h]
+taskchat schema     print the SDL
+taskchat check      database reachable and migrated; with a key, Groq and its model
 """
 
 from __future__ import annotations
@@ -17,18 +18,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 
 from agent.providers.factory import build_provider
 from agent.turn import Assistant
 from core.auth import TokenVerifier, create_token, parse_ttl
 from core.config import ConfigError, Settings
 from core.cursors import CursorCodec
+from core.database_url import DatabaseUrl
 from core.logging import configure_logging, get_logger
 from db.engine import create_engine, create_session_factory
 from db.locks import build_turn_locks
@@ -60,22 +63,27 @@ def create_app(settings: Settings | None = None, *, demo_token: str | None = Non
     """`demo_token`: shown in GraphiQL's headers pane (development only)."""
     settings = settings or Settings()
     configure_logging(json=settings.is_production, level=settings.log_level)
+    for note in dict.fromkeys((*settings.database.notes, *settings.direct_database.notes)):
+        log.info("database url", note=note)
     engine = create_engine(
-        settings.database_url,
+        settings.database,
         pool_size=settings.db_pool_size,
         pre_ping=settings.db_pool_pre_ping,
         # on SQLite a write may wait behind a whole turn (model included)
         sqlite_busy_seconds=max(30.0, settings.agent_timeout_seconds * 2 + 5),
+        pooled=settings.behind_pooler,
     )
     # Turn locks hold a connection for a whole turn: they get a pool of their own, or
     # concurrent turns could hold every connection while waiting for one to work with.
+    # They are on the direct URL, as is the LISTEN connection: a transaction pooler
+    # carries neither a session nor what it listens to.
     lock_engine = create_engine(
-        settings.database_url,
+        settings.direct_database,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size * 4,
         pre_ping=settings.db_pool_pre_ping,
     )
-    broker = build_broker(engine, settings.database_url)
+    broker = build_broker(engine, settings.direct_database)
     provider = build_provider(settings)
     resources = AppResources(
         settings=settings,
@@ -156,7 +164,7 @@ def create_app(settings: Settings | None = None, *, demo_token: str | None = Non
     return app
 
 
-def _alembic_config(database_url: str) -> AlembicConfig:
+def _alembic_config(database_url: str | DatabaseUrl) -> AlembicConfig:
     from alembic.config import Config
 
     config = Config(str(ROOT / "alembic.ini"))
@@ -165,7 +173,9 @@ def _alembic_config(database_url: str) -> AlembicConfig:
     return config
 
 
-def run_migrations(database_url: str, revision: str = "head") -> None:
+def run_migrations(database_url: str | DatabaseUrl, revision: str = "head") -> None:
+    """Upgrade; pass the direct URL (a transaction pooler may carry DDL, but not the
+    upgrade's lock reliably and Neon advises against it)."""
     from alembic import command
 
     command.upgrade(_alembic_config(database_url), revision)
@@ -180,9 +190,9 @@ async def _check(settings: Settings) -> bool:
     from db.health import current_revision
 
     results: list[tuple[str, bool, str]] = []
-    head = ScriptDirectory.from_config(_alembic_config(settings.database_url)).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config(settings.direct_database)).get_current_head()
     try:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.direct_database)
         try:
             async with asyncio.timeout(10):
                 revision = await current_revision(engine)
@@ -234,7 +244,7 @@ async def _check(settings: Settings) -> bool:
 def _serve(settings: Settings) -> None:
     import uvicorn
 
-    run_migrations(settings.database_url)
+    run_migrations(settings.direct_database)
     address = f"http://{settings.host}:{settings.port}/graphql"
     token: str | None = None
     if settings.is_production or settings.jwks_url:
@@ -249,21 +259,33 @@ def _serve(settings: Settings) -> None:
             '  header:     {"Authorization": "Bearer <demo token>"}',
             flush=True,
         )
-    uvicorn.run(
-        create_app(settings, demo_token=token),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
-        log_level="warning",
-        proxy_headers=True,
+    options = uvicorn_options(settings)
+    if settings.workers > 1:
+        # each worker builds its own app from the same environment; the migrations
+        # above ran once, before any of them started
+        uvicorn.run("main:create_app", factory=True, **options)
+    else:
+        uvicorn.run(create_app(settings, demo_token=token), **options)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.workers,
+        "loop": "uvloop",
+        "http": "httptools",
+        "ws": "websockets-sansio",
+        "log_level": "warning",
+        # X-Forwarded-For/-Proto are believed from these proxies only
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
         # keepalive: a peer that stops answering pings (or stops reading) is dropped
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
+        "ws_ping_interval": 20,
+        "ws_ping_timeout": 20,
         # a larger frame closes the socket (1009), as a larger HTTP body answers 413
-        ws_max_size=settings.max_request_bytes,
-    )
+        "ws_max_size": settings.max_request_bytes,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,15 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("check", help="check the database and the model provider")
     args = parser.parse_args(argv)
 
+    database = "the database"
     try:
         if args.command == "schema":
             sys.stdout.write(print_sdl())
             return 0
         settings = Settings()
+        database = f"the database {settings.direct_database.safe()}"
         if args.command == "serve":
             _serve(settings)
         elif args.command == "migrate":
-            run_migrations(settings.database_url)
+            run_migrations(settings.direct_database)
             print("migrations applied", flush=True)
         elif args.command == "check":
             return 0 if asyncio.run(_check(settings)) else 1
@@ -297,7 +321,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as error:
         print(f"taskchat: {error}", file=sys.stderr)
         return 2
+    except (OSError, DBAPIError) as error:
+        # unreachable, refused, no such database, a certificate that does not verify
+        print(f"taskchat: cannot use {database}: {_one_line(error)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """What the driver answered, without SQLAlchemy's SQL and background link."""
+    cause = getattr(error, "orig", None) or error
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    return reason.split(">: ", 1)[-1]  # "<class 'asyncpg.exceptions.X'>: message"
 
 
 if __name__ == "__main__":

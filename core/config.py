@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from core.database_url import DatabaseUrl, DatabaseUrlError, parse_database_url
 
 DEV_SECRET_FILE = Path(".taskchat-dev-secret")
 MIN_SECRET_BYTES = 32
@@ -25,6 +29,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./taskchat.db"
+    #: an unpooled URL for what a transaction pooler cannot carry (migrations, LISTEN,
+    #: the turn locks); unset: DATABASE_URL (or, for a Neon `-pooler` host, that host
+    #: without `-pooler`)
+    database_direct_url: str | None = None
     environment: Literal["development", "production", "test"] = "development"
 
     jwt_secret: str | None = None
@@ -52,6 +60,13 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    #: server processes `serve` starts (uvicorn's WEB_CONCURRENCY is read too)
+    workers: int = Field(
+        default=1, ge=1, validation_alias=AliasChoices("workers", "web_concurrency")
+    )
+    #: proxies whose X-Forwarded-For/-Proto are believed: comma-separated IPs or
+    #: networks, or `*`
+    forwarded_allow_ips: str = "127.0.0.1"
 
     max_query_depth: int = 12
     max_query_aliases: int = 30
@@ -79,7 +94,43 @@ class Settings(BaseSettings):
             raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
         if self.is_production and not (self.jwt_secret or self.jwks_url):
             raise ConfigError("production requires JWT_SECRET or JWKS_URL")
+        try:
+            database, direct = self.database, self.direct_database
+        except DatabaseUrlError as error:
+            raise ConfigError(str(error)) from None
+        if database.is_sqlite != direct.is_sqlite:
+            raise ConfigError("DATABASE_DIRECT_URL must point at the same database as DATABASE_URL")
+        if self.workers > 1 and database.is_sqlite:
+            raise ConfigError(
+                "WORKERS > 1 needs PostgreSQL: on SQLite, turn locks and fan-out are in-process"
+            )
         return self
+
+    @cached_property
+    def database(self) -> DatabaseUrl:
+        """DATABASE_URL, normalised (core/database_url.py): what queries go through."""
+        return parse_database_url(self.database_url)
+
+    @cached_property
+    def direct_database(self) -> DatabaseUrl:
+        """The unpooled URL: migrations, the LISTEN connection, the turn locks."""
+        if self.database_direct_url:
+            return parse_database_url(self.database_direct_url, name="DATABASE_DIRECT_URL")
+        database = self.database
+        host = database.host or ""
+        if "-pooler." in host:
+            # Neon: the pooled endpoint is the direct one with `-pooler` in its host
+            raw = make_url(self.database_url.strip()).set(host=host.replace("-pooler.", ".", 1))
+            direct = parse_database_url(raw.render_as_string(hide_password=False))
+            note = f"DATABASE_DIRECT_URL unset: using {raw.host} for migrations, LISTEN, locks"
+            return replace(direct, notes=(*direct.notes, note))
+        return database
+
+    @property
+    def behind_pooler(self) -> bool:
+        """DATABASE_URL goes through a transaction pooler (it differs from the direct one):
+        queries then use no named statement twice (see DatabaseUrl.sqlalchemy_connect_args)."""
+        return self.database.url != self.direct_database.url
 
     @property
     def is_production(self) -> bool:

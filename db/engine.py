@@ -14,22 +14,29 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from core.database_url import DatabaseUrl, as_database_url
+
 #: execution option asking SQLite for `BEGIN IMMEDIATE` (take the write lock up front)
 SQLITE_WRITE = "taskchat_sqlite_write"
 
 
 def create_engine(
-    database_url: str,
+    database_url: str | DatabaseUrl,
     *,
     pool_size: int = 10,
     max_overflow: int | None = None,
     pre_ping: bool = True,
     sqlite_busy_seconds: float = 30,
+    pooled: bool = False,
 ) -> AsyncEngine:
-    if database_url.startswith("sqlite"):
-        return _create_sqlite_engine(database_url, sqlite_busy_seconds)
+    """`database_url` as pasted or normalised (core/database_url.py); `pooled`: it goes
+    through a transaction pooler, so no prepared statement is reused."""
+    database = as_database_url(database_url)
+    if database.is_sqlite:
+        return _create_sqlite_engine(database.render(), sqlite_busy_seconds)
     return create_async_engine(
-        database_url,
+        database.url,
+        connect_args=database.sqlalchemy_connect_args(pooled=pooled),
         pool_size=pool_size,
         max_overflow=pool_size * 2 if max_overflow is None else max_overflow,
         # serverless PostgreSQL (Neon) drops idle connections: check each one before use

@@ -23,6 +23,9 @@ from core.errors import AgentTimeout
 
 #: PostgreSQL's SQLSTATE for `lock_timeout` running out
 LOCK_NOT_AVAILABLE = "55P03"
+#: the advisory lock `alembic upgrade` holds for its transaction (alembic/env.py), so
+#: that instances starting at once migrate one after the other ("taskchat" in ASCII)
+MIGRATION_LOCK_KEY = 0x7461736B63686174
 
 
 class TurnLocks(Protocol):

@@ -20,14 +20,16 @@ from typing import Protocol
 
 import asyncpg
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.database_url import DatabaseUrl, as_database_url
 from core.logging import get_logger
 
 log = get_logger("taskchat.live")
 
 CHANNEL = "taskchat_messages"
+#: how the LISTEN connection shows in pg_stat_activity (unless the URL names one)
+LISTEN_APPLICATION_NAME = "taskchat-listen"
 
 
 class Signal:
@@ -94,7 +96,7 @@ class LocalBroker(_LocalFanOut):
 
 
 class PostgresBroker(_LocalFanOut):
-    def __init__(self, engine: AsyncEngine, database_url: str) -> None:
+    def __init__(self, engine: AsyncEngine, database_url: str | DatabaseUrl) -> None:
         super().__init__()
         self._engine = engine
         self._dsn, self._connect_args = _asyncpg_dsn(database_url)
@@ -167,19 +169,21 @@ async def _alive(connection: asyncpg.Connection) -> bool:
     return True
 
 
-def _asyncpg_dsn(database_url: str) -> tuple[str, dict[str, object]]:
-    """SQLAlchemy's URL as asyncpg wants it (no driver suffix; `ssl` as an argument)."""
-    url = make_url(database_url)
-    query = dict(url.query)
-    connect_args: dict[str, object] = {}
-    ssl = query.pop("ssl", None) or query.pop("sslmode", None)
-    if ssl:
-        connect_args["ssl"] = ssl
-    url = url.set(drivername="postgresql", query=query)
-    return url.render_as_string(hide_password=False), connect_args
+def _asyncpg_dsn(database_url: str | DatabaseUrl) -> tuple[str, dict[str, object]]:
+    """The direct URL as asyncpg wants it (libpq parameters translated, see
+    core/database_url.py): LISTEN needs a session, which no transaction pooler keeps."""
+    database = as_database_url(database_url)
+    if database.asyncpg_dsn is None:
+        raise ValueError("LISTEN needs a PostgreSQL URL")
+    connect_args: dict[str, object] = dict(database.connect_args)
+    if "application_name=" not in database.asyncpg_dsn:
+        connect_args["server_settings"] = {"application_name": LISTEN_APPLICATION_NAME}
+    return database.asyncpg_dsn, connect_args
 
 
-def build_broker(engine: AsyncEngine, database_url: str) -> Broker:
+def build_broker(engine: AsyncEngine, database_url: str | DatabaseUrl) -> Broker:
+    """`engine` publishes (any connection will do, pooled too); `database_url` is the
+    direct URL the LISTEN connection uses."""
     if engine.dialect.name == "postgresql":
         return PostgresBroker(engine, database_url)
     return LocalBroker()

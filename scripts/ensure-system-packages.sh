@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite needs, once: each is checked by a command it
-# provides and installed only when missing (one `apt-get update` first). Idempotent; run
-# by `make test`. Not root and something is missing: prints the apt command and fails.
+# System tools the test suite drives for real: PgBouncer (the transaction-pooler tests),
+# OpenSSL and the PostgreSQL server binaries (a throwaway TLS cluster), Chromium
+# (GraphiQL's browser test). Idempotent: it installs only what is missing, with one
+# `apt-get update` first.
 set -euo pipefail
 
-# command-it-provides:debian-package
-REQUIRED=(
-  /usr/bin/chromium:chromium   # GraphiQL's browser test (tests/peer/test_graphiql_browser.py)
-)
-
 missing=()
-for entry in "${REQUIRED[@]}"; do
-  command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry#*:}")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
-echo "installing system packages: ${missing[*]}"
-if [ "$(id -u)" -ne 0 ]; then
-  echo "not root: run  sudo apt-get install -y ${missing[*]}" >&2
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "missing system packages (${missing[*]}) and no apt-get to install them" >&2
   exit 1
 fi
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  sudo=(sudo)
+fi
+echo "installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq
+# policy-rc.d would be system-wide: instead, stop the packaged pgbouncer service if the
+# install started one (the tests start their own on free ports)
+"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}"
+if [[ " ${missing[*]} " == *" pgbouncer "* ]] && command -v service >/dev/null 2>&1; then
+  "${sudo[@]}" service pgbouncer stop >/dev/null 2>&1 || true
+fi
