@@ -159,7 +159,6 @@ async def model_faults(users: int, window: float, seed: int) -> Scenario:
     from tests.standin.groq_standin import GroqStandIn, Step, error, slow, text
 
     scenario = Scenario("model faults (errors, rate limits, hangs) mid-load")
-    url = await fresh_database()
     phases: list[tuple[str, Step]] = [
         ("healthy", text("OK.")),
         ("500s", error(500)),
@@ -168,7 +167,8 @@ async def model_faults(users: int, window: float, seed: int) -> Scenario:
         ("healthy again", text("OK.")),
     ]
     by_phase: dict[str, dict[str, int]] = {}
-    with GroqStandIn() as standin:
+    with ThrowawayCluster() as cluster, GroqStandIn() as standin:
+        url = await fresh_database(cluster.admin_url)
         env = {
             "AGENT_PROVIDER": "groq",
             "GROQ_API_KEY": "gsk_prove_fake_key",
@@ -186,7 +186,6 @@ async def model_faults(users: int, window: float, seed: int) -> Scenario:
                     scenario.problems.append(f"{name}: {bad}")
             standin.default_step = text("OK.")
         check = await check_database(url, all_ledgers)
-    await drop_database(url)
     scenario.facts.update({f"{k}": v for k, v in by_phase.items()})
     scenario.facts["check"] = check.summary().replace("\n", " ")
     scenario.problems += check.problems

@@ -35,8 +35,8 @@ from core.ids import parse_global_id
 from prove.common import (
     ServerProcess,
     Tally,
+    ThrowawayCluster,
     asyncpg_dsn,
-    drop_database,
     fresh_database,
     gql,
     token,
@@ -359,22 +359,17 @@ class LoadReport:
         )
 
 
-async def run_load(
-    users: int, seconds: float, seed: int, database_url: str | None = None, **env: str
-) -> LoadReport:
-    """A fresh database (unless given), a server process on it, the users, the check."""
-    own = database_url is None
-    url = database_url or await fresh_database()
-    try:
+async def run_load(users: int, seconds: float, seed: int, **env: str) -> LoadReport:
+    """A throwaway PostgreSQL cluster (so the run neither competes for the shared one's
+    connections nor disturbs it), a server process on it, the users, the check."""
+    with ThrowawayCluster() as cluster:
+        url = await fresh_database(cluster.admin_url)
         pool = str(min(40, max(10, users // 5)))
         async with ServerProcess(url, {"DB_POOL_SIZE": pool, **env}) as server:
             started = time.monotonic()
             tally, ledgers = await drive(server.url, users, seconds, seed)
             elapsed = time.monotonic() - started
         check = await check_database(url, ledgers)
-    finally:
-        if own:
-            await drop_database(url)
     return LoadReport(tally, check, elapsed, users)
 
 
