@@ -16,17 +16,7 @@ from prove.common import ServerProcess, drop_database, fresh_database
 from prove.hostile import CASES, Target, prepare, run_case
 
 KNOWN_DEFECTS = {
-    "fragment fan-out (2^40 fields)": "issue 9 defect 1",
-    "ws: subscribe with fragment fan-out": "issue 9 defect 1",
-    "sibling error, then the next request on that connection": "issue 9 defect 2",
-    "default value walks the cost limit": "issue 9 defect 3",
-    "oversized body (5 MB comment)": "issue 9 defect 4",
-    "variables nested 5000 deep": "issue 9 defect 5",
-    "invalid UTF-8 body": "issue 9 defect 5",
-    "deep JSON body (100k arrays)": "issue 9 defect 5",
     "subscription over plain HTTP": "issue 9 defect 5",
-    "ws: deeply nested JSON": "issue 9 defect 7",
-    "selection nested 300 deep": "issue 9 defect 9",
 }
 
 
