@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AgentRun, RunStatus
@@ -62,3 +62,16 @@ async def finish_run(
 
 
 WINDOW = timedelta(minutes=1)
+
+
+async def fail_running_runs_of(
+    session: AsyncSession, user_message_id: uuid.UUID, error_code: str
+) -> int:
+    """Marks FAILED the runs of a question still RUNNING; how many there were."""
+    result = await session.execute(
+        update(AgentRun)
+        .where(AgentRun.user_message_id == user_message_id, AgentRun.status == RunStatus.RUNNING)
+        .values(status=RunStatus.FAILED, error_code=error_code, finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

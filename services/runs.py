@@ -43,3 +43,14 @@ async def finish_run(
     session: AsyncSession, run_id: uuid.UUID, status: RunStatus, error_code: str | None = None
 ) -> None:
     await run_queries.finish_run(session, run_id, status, error_code)
+
+
+#: error code of a run whose process died mid-turn (kill -9, crash, power loss)
+INTERRUPTED = "INTERRUPTED"
+
+
+async def close_interrupted_runs(session: AsyncSession, question_id: uuid.UUID) -> int:
+    """Called with the question's turn lock held and no reply stored: a run of it still
+    RUNNING belongs to a process that died mid-turn (its unit of work never committed),
+    so it is marked FAILED before the turn runs again."""
+    return await run_queries.fail_running_runs_of(session, question_id, INTERRUPTED)
