@@ -4,18 +4,23 @@ python main.py serve      apply migrations, then serve
 python main.py migrate    apply migrations
 python main.py token SUBJECT [--ttl 1h]
 python main.py schema     print the SDL
+python main.py archive --inactive-days N | purge --deleted-days N
+python main.py export-user SUBJECT | erase-user SUBJECT
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import TextIO
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
@@ -31,6 +36,7 @@ from db.locks import build_turn_locks
 from live.broker import build_broker
 from resolvers.resources import AppResources
 from schema.schema import build_schema, print_sdl
+from services import lifecycle
 from web.graphql import TaskchatGraphQLRouter, UnauthenticatedRequest, unauthenticated_body
 from web.middleware import RequestIdMiddleware
 from web.ops import ops_router
@@ -180,7 +186,48 @@ def _serve(settings: Settings) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+LIFECYCLE_COMMANDS = frozenset({"archive", "purge", "export-user", "erase-user"})
+
+
+async def run_lifecycle(
+    settings: Settings, args: argparse.Namespace, out: TextIO | None = None
+) -> int:
+    """One data-lifecycle command: what it did on `out` (stdout), or an export's JSON
+    there and its counts on stderr."""
+    out = out or sys.stdout
+    engine = create_engine(settings.database_url, pool_size=2)
+    sessions = create_session_factory(engine)
+    broker = build_broker(engine, settings.database_url)
+    try:
+        if args.command == "archive":
+            days = timedelta(days=args.inactive_days)
+            print(await lifecycle.archive_inactive(sessions, broker, days), file=out)
+        elif args.command == "purge":
+            days = timedelta(days=args.deleted_days)
+            print(await lifecycle.purge_deleted(sessions, days), file=out)
+        elif args.command == "erase-user":
+            print(await lifecycle.erase_user(sessions, broker, args.subject), file=out)
+        elif args.command == "export-user":
+            export = await lifecycle.export_user(sessions, args.subject)
+            if export is None:
+                print(f"taskchat: no user {args.subject!r}", file=sys.stderr)
+                return 1
+            print(orjson.dumps(export, option=orjson.OPT_INDENT_2).decode(), file=out)
+            print(lifecycle.export_summary(export), file=sys.stderr)
+    finally:
+        out.flush()
+        await engine.dispose()
+    return 0
+
+
+def _days(value: str) -> int:
+    days = int(value)
+    if days < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return days
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskchat", description="taskchat GraphQL backend")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="apply migrations, then serve")
@@ -189,13 +236,29 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("subject")
     token.add_argument("--ttl", default="1h", help="lifetime: 90s, 15m, 1h, 7d (default 1h)")
     commands.add_parser("schema", help="print the GraphQL SDL")
-    args = parser.parse_args(argv)
+    archive = commands.add_parser(
+        "archive", help="archive ACTIVE conversations with no activity for N days"
+    )
+    archive.add_argument("--inactive-days", type=_days, required=True, metavar="N")
+    purge = commands.add_parser("purge", help="hard-delete rows soft-deleted more than N days ago")
+    purge.add_argument("--deleted-days", type=_days, required=True, metavar="N")
+    export = commands.add_parser("export-user", help="print one user's data as JSON")
+    export.add_argument("subject")
+    erase = commands.add_parser("erase-user", help="delete one user and all their data")
+    erase.add_argument("subject")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     try:
         if args.command == "schema":
             sys.stdout.write(print_sdl())
             return 0
         settings = Settings()
+        if args.command in LIFECYCLE_COMMANDS:
+            return asyncio.run(run_lifecycle(settings, args))
         if args.command == "serve":
             _serve(settings)
         elif args.command == "migrate":
