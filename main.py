@@ -14,7 +14,7 @@ import argparse
 import asyncio
 import hashlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from opentelemetry.sdk.trace import TracerProvider
 
 from agent.providers.factory import build_provider
 from agent.turn import Assistant
@@ -40,6 +41,7 @@ from services import lifecycle
 from web.graphql import TaskchatGraphQLRouter, UnauthenticatedRequest, unauthenticated_body
 from web.middleware import RequestIdMiddleware
 from web.ops import ops_router
+from web.tracing import exporting_provider, start_tracing
 
 ROOT = Path(__file__).resolve().parent
 log = get_logger("taskchat")
@@ -52,7 +54,10 @@ def _cursor_secret(settings: Settings) -> str:
     return hashlib.sha256(settings.database_url.encode()).hexdigest()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """`tracer_provider`: where spans go when `OTEL_ENABLED` (default: OTLP/HTTP)."""
     settings = settings or Settings()
     configure_logging(json=settings.is_production, level=settings.log_level)
     engine = create_engine(
@@ -69,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size * 4,
         pre_ping=settings.db_pool_pre_ping,
+        metric_pool="locks",
     )
     broker = build_broker(engine, settings.database_url)
     provider = build_provider(settings)
@@ -86,12 +92,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
     )
 
+    stop_tracing: Callable[[], None] | None = None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await broker.start()
         try:
             yield
         finally:
+            if stop_tracing is not None:
+                stop_tracing()
             await broker.stop()
             await provider.aclose()
             await engine.dispose()
@@ -128,6 +138,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(RequestIdMiddleware)
+    if settings.otel_enabled:
+        stop_tracing = start_tracing(
+            app,
+            [engine, lock_engine],
+            tracer_provider or exporting_provider(settings),
+            owns_provider=tracer_provider is None,
+        )
 
     @app.exception_handler(UnauthenticatedRequest)
     async def _unauthenticated(_: Request, error: UnauthenticatedRequest) -> Response:

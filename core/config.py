@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_pool_pre_ping: bool = True
 
+    #: OpenTelemetry tracing (FastAPI, SQLAlchemy, asyncpg spans over OTLP/HTTP)
+    otel_enabled: bool = False
+    otel_service_name: str = "taskchat"
+
     @model_validator(mode="after")
     def _check_keys(self) -> Settings:
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:

@@ -134,9 +134,10 @@ class LiveServer:
         await asyncio.wait_for(self.task, timeout=10)
 
 
-async def start_server(settings: Settings) -> LiveServer:
+async def start_server(settings: Settings, **app_options: Any) -> LiveServer:
+    """`app_options` go to `create_app` (e.g. a `tracer_provider`)."""
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, **app_options),
         host="127.0.0.1",
         port=0,
         log_level="warning",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -51,6 +52,14 @@ async def run_command(url: str, *argv: str) -> tuple[int, str]:
     out = io.StringIO()
     status = await run_lifecycle(make_settings(url), build_parser().parse_args(argv), out)
     return status, out.getvalue()
+
+
+def counts(out: str, pattern: str) -> tuple[int, ...]:
+    """The numbers in a command's one-line report of the form `pattern` ({} for each)."""
+    expression = re.escape(pattern.strip()).replace(r"\{\}", r"(\d+)")
+    match = re.fullmatch(expression, out.strip())
+    assert match is not None, out
+    return tuple(int(number) for number in match.groups())
 
 
 def row_id(global_id: str) -> str:
@@ -120,7 +129,9 @@ async def test_archive_turns_only_quiet_active_conversations_archived(
         )
 
     status, out = await run_command(database_urls[backend], "archive", "--inactive-days", "90")
-    assert (status, out.strip()) == (0, "archived 2 conversations")
+    # other tests of the worker may have left old conversations too
+    assert status == 0
+    assert counts(out, "archived {} conversations") >= (2,)
     for conversation, expected in (
         (quiet, "ARCHIVED"),
         (quiet_empty, "ARCHIVED"),
@@ -162,7 +173,7 @@ async def test_archive_works_in_batches(
     report = await lifecycle.archive_inactive(
         sessions, LocalBroker(), timedelta(days=90), batch_size=2
     )
-    assert report.conversations == 5
+    assert report.conversations >= 5  # other tests of the worker may have left old ones
     listed = await alice.data("{ conversations(first: 10, status: ARCHIVED) { totalCount } }")
     assert listed["conversations"]["totalCount"] == 5
 
@@ -192,8 +203,11 @@ async def test_purge_hard_deletes_what_was_deleted_long_ago(
     assert await count(database, "agent_runs", "conversation_id = :id", id=old) == 2
 
     status, out = await run_command(database_urls[backend], "purge", "--deleted-days", "30")
-    # the gone conversation's 4 messages and 2 runs, and the replaced reply
-    assert (status, out.strip()) == (0, "purged 1 conversations, 5 messages, 2 agent runs")
+    # the gone conversation's 4 messages and 2 runs, and the replaced reply (other tests
+    # of the worker may have left old deleted rows too)
+    assert status == 0
+    purged = counts(out, "purged {} conversations, {} messages, {} agent runs")
+    assert all(found >= least for found, least in zip(purged, (1, 5, 2), strict=True)), out
     assert await count(database, "conversations", "id = :id", id=old) == 0
     assert await count(database, "messages", "conversation_id = :id", id=old) == 0
     assert await count(database, "agent_runs", "conversation_id = :id", id=old) == 0
