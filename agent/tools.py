@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import BadUserInput, NotFound
 from core.ids import parse_global_id, to_global_id
+from core.metrics import TOOL_CALLS
 from db.models import Task, TaskStatus
 from db.transactions import UnitOfWork
 from services import tasks as task_service
@@ -275,6 +276,18 @@ def parse_arguments(raw: str) -> dict[str, Any]:
 
 async def run_tool(runtime: ToolRuntime, name: str, raw_arguments: str) -> tuple[Any, ToolResult]:
     """Runs one call in a savepoint; returns (arguments as recorded, result)."""
+    # the model names the tool: only registered names become a metric label
+    tool = name if name in TOOLS else "unknown"
+    try:
+        recorded, result = await _run_tool(runtime, name, raw_arguments)
+    except Exception:
+        TOOL_CALLS.labels(tool, "failed").inc()
+        raise
+    TOOL_CALLS.labels(tool, "ok" if result.get("ok") else "error").inc()
+    return recorded, result
+
+
+async def _run_tool(runtime: ToolRuntime, name: str, raw_arguments: str) -> tuple[Any, ToolResult]:
     recorded: Any = raw_arguments
     try:
         tool = TOOLS.get(name)
