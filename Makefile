@@ -54,8 +54,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## The benchmark suite (bench/run.py; README, Benchmarks): seeds taskchat_bench once, then
+## S1–S5 against FLOOR and PostGraphile 5, results in bench/RESULTS.md. ARGS=--profile etc.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python -m bench.run $(ARGS)
 
 clean:
 	rm -rf $(VENV) peer/node_modules
