@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # System tools the test suite drives for real: PgBouncer (the transaction-pooler tests),
 # OpenSSL and the PostgreSQL server binaries (a throwaway TLS cluster), Chromium
-# (GraphiQL's browser test). Idempotent: it installs only what is missing, with one
-# `apt-get update` first.
+# (GraphiQL's browser test), wrk (the benchmark's load generator). Idempotent: it
+# installs only what is missing, with one `apt-get update` first.
 set -euo pipefail
 
 missing=()
@@ -11,6 +11,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
