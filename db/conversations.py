@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, exists, func, select, update
+from sqlalchemy import Select, String, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -20,27 +20,58 @@ CONVERSATIONS = ListSpec.of(
 )
 
 
-def _listed(
-    user_id: uuid.UUID, status: ConversationStatus, search: str | None
-) -> Select[Conversation]:
+def _listed(with_search: bool) -> Select[Conversation]:
+    """The list's select, with bind parameters `user_id`, `status` (and `search`)."""
     stmt = (
         select(Conversation)
         # the list never shows metadata: don't fetch it (and fail loudly if read)
         .options(defer(Conversation.meta, raiseload=True))
         .where(
-            Conversation.user_id == user_id,
-            Conversation.status == status,
+            Conversation.user_id == bindparam("user_id"),
+            Conversation.status == bindparam("status"),
             Conversation.deleted_at.is_(None),
         )
     )
-    if search:
+    if with_search:
+        term = bindparam("search", type_=String)
         in_messages = exists().where(
             Message.conversation_id == Conversation.id,
             Message.deleted_at.is_(None),
-            Message.content.icontains(search, autoescape=True),
+            Message.content.icontains(term, escape=LIKE_ESCAPE),
         )
-        stmt = stmt.where(Conversation.title.icontains(search, autoescape=True) | in_messages)
+        stmt = stmt.where(Conversation.title.icontains(term, escape=LIKE_ESCAPE) | in_messages)
     return stmt
+
+
+def _list_params(
+    user_id: uuid.UUID, status: ConversationStatus, search: str | None
+) -> dict[str, object]:
+    params: dict[str, object] = {"user_id": user_id, "status": status}
+    if search:
+        params["search"] = _like_literal(search)
+    return params
+
+
+LIKE_ESCAPE = "/"
+
+
+def _like_literal(text: str) -> str:
+    """`text` matched as it is inside LIKE: its wildcards escaped (what `autoescape`
+    does for a literal value; the term here is a bind parameter)."""
+    return (
+        text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+        .replace("%", LIKE_ESCAPE + "%")
+        .replace("_", LIKE_ESCAPE + "_")
+    )
+
+
+#: the count of each form of the list, built once
+_COUNTS = {
+    with_search: select(func.count()).select_from(
+        _listed(with_search).with_only_columns(Conversation.id).subquery()
+    )
+    for with_search in (False, True)
+}
 
 
 async def list_conversations(
@@ -50,14 +81,22 @@ async def list_conversations(
     search: str | None,
     window: Window,
 ) -> Page[Conversation]:
-    return await fetch_page(session, _listed(user_id, status, search), CONVERSATIONS, window)
+    with_search = bool(search)
+    return await fetch_page(
+        session,
+        ("conversations", with_search),
+        lambda: _listed(with_search),
+        _list_params(user_id, status, search),
+        CONVERSATIONS,
+        window,
+    )
 
 
 async def count_conversations(
     session: AsyncSession, user_id: uuid.UUID, status: ConversationStatus, search: str | None
 ) -> int:
-    listed = _listed(user_id, status, search).with_only_columns(Conversation.id).subquery()
-    return int(await session.scalar(select(func.count()).select_from(listed)) or 0)
+    count = await session.scalar(_COUNTS[bool(search)], _list_params(user_id, status, search))
+    return int(count or 0)
 
 
 async def get_conversation(
@@ -72,16 +111,17 @@ async def get_conversation(
     )
 
 
+_BY_IDS = select(Conversation).where(
+    Conversation.id.in_(bindparam("ids", expanding=True)),
+    Conversation.user_id == bindparam("user_id"),
+    Conversation.deleted_at.is_(None),
+)
+
+
 async def get_conversations(
     session: AsyncSession, user_id: uuid.UUID, conversation_ids: Sequence[uuid.UUID]
 ) -> list[Conversation]:
-    rows = await session.scalars(
-        select(Conversation).where(
-            Conversation.id.in_(conversation_ids),
-            Conversation.user_id == user_id,
-            Conversation.deleted_at.is_(None),
-        )
-    )
+    rows = await session.scalars(_BY_IDS, {"ids": list(conversation_ids), "user_id": user_id})
     return list(rows)
 
 

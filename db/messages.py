@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, defer
 
@@ -21,6 +21,15 @@ from db.types import utcnow
 MESSAGES = ListSpec.of("messages", Message.seq)
 
 
+def _live_rows() -> Select[Message]:
+    """`_live`, with the user as bind parameter `user_id`: built once, reused."""
+    return (
+        select(Message)
+        .options(defer(Message.meta, raiseload=True))
+        .where(Message.user_id == bindparam("user_id"), Message.deleted_at.is_(None))
+    )
+
+
 def _live(user_id: uuid.UUID) -> Select[Message]:
     # soft-deleting a conversation soft-deletes its messages too, so one check suffices;
     # reads never show a message's metadata, so it is not fetched
@@ -31,41 +40,59 @@ def _live(user_id: uuid.UUID) -> Select[Message]:
     )
 
 
+def _in_conversation() -> Select[Message]:
+    return _live_rows().where(Message.conversation_id == bindparam("conversation_id"))
+
+
 async def list_messages(
     session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID, window: Window
 ) -> Page[Message]:
-    stmt = _live(user_id).where(Message.conversation_id == conversation_id)
-    return await fetch_page(session, stmt, MESSAGES, window)
+    params = {"user_id": user_id, "conversation_id": conversation_id}
+    return await fetch_page(session, "messages", _in_conversation, params, MESSAGES, window)
+
+
+_COUNTS = (
+    select(Message.conversation_id, func.count())
+    .where(
+        Message.conversation_id.in_(bindparam("conversation_ids", expanding=True)),
+        Message.user_id == bindparam("user_id"),
+        Message.deleted_at.is_(None),
+    )
+    .group_by(Message.conversation_id)
+)
 
 
 async def count_messages(
     session: AsyncSession, user_id: uuid.UUID, conversation_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
     rows = await session.execute(
-        select(Message.conversation_id, func.count())
-        .where(
-            Message.conversation_id.in_(conversation_ids),
-            Message.user_id == user_id,
-            Message.deleted_at.is_(None),
-        )
-        .group_by(Message.conversation_id)
+        _COUNTS, {"conversation_ids": list(conversation_ids), "user_id": user_id}
     )
     return {conversation_id: int(count) for conversation_id, count in rows.all()}
 
 
-async def last_messages(
-    session: AsyncSession, user_id: uuid.UUID, conversation_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, Message]:
+def _last_messages() -> Select[Message]:
     newer = aliased(Message)
     newest_seq = (
         select(func.max(newer.seq))
         .where(newer.conversation_id == Message.conversation_id, newer.deleted_at.is_(None))
         .scalar_subquery()
     )
+    return _live_rows().where(
+        Message.conversation_id.in_(bindparam("conversation_ids", expanding=True)),
+        Message.seq == newest_seq,
+    )
+
+
+_LAST_MESSAGES = _last_messages()
+_BY_IDS = _live_rows().where(Message.id.in_(bindparam("ids", expanding=True)))
+
+
+async def last_messages(
+    session: AsyncSession, user_id: uuid.UUID, conversation_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Message]:
     rows = await session.scalars(
-        _live(user_id).where(
-            Message.conversation_id.in_(conversation_ids), Message.seq == newest_seq
-        )
+        _LAST_MESSAGES, {"conversation_ids": list(conversation_ids), "user_id": user_id}
     )
     return {message.conversation_id: message for message in rows}
 
@@ -73,7 +100,7 @@ async def last_messages(
 async def get_messages(
     session: AsyncSession, user_id: uuid.UUID, message_ids: Sequence[uuid.UUID]
 ) -> list[Message]:
-    return list(await session.scalars(_live(user_id).where(Message.id.in_(message_ids))))
+    return list(await session.scalars(_BY_IDS, {"ids": list(message_ids), "user_id": user_id}))
 
 
 async def recent_history(

@@ -9,12 +9,12 @@ more exist.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import BindParameter, Integer, Select, bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
@@ -70,7 +70,9 @@ class ListSpec:
         descending = self.descending != reverse
         return [c.desc() if descending else c.asc() for c in self.columns]
 
-    def beyond(self, key: Sequence[KeyPart], reverse: bool = False) -> ColumnElement[bool]:
+    def beyond(
+        self, key: Sequence[KeyPart] | Sequence[BindParameter[Any]], reverse: bool = False
+    ) -> ColumnElement[bool]:
         """Rows that come strictly after `key` in this order (before it, if reversed)."""
         descending = self.descending != reverse
         row = tuple_(*self.columns)
@@ -95,27 +97,67 @@ class Page(Generic[T]):
     has_previous_page: bool
 
 
+#: composed page statements, by (list shape, direction, which cursors): built once each,
+#: so a request neither constructs a statement nor computes its cache key anew
+_PAGE_STATEMENTS: dict[tuple[Any, ...], tuple[Select[Any], Select[Any] | None]] = {}
+
+
+def _key_params(prefix: str, spec: ListSpec) -> list[BindParameter[Any]]:
+    return [
+        bindparam(f"{prefix}_{position}", type_=column.type)
+        for position, column in enumerate(spec.columns)
+    ]
+
+
+def _page_statements(
+    shape: Hashable, base: Callable[[], Select[T]], spec: ListSpec, window: Window
+) -> tuple[Select[T], Select[Any] | None]:
+    key = (shape, window.backward, window.after is None, window.before is None)
+    statements = _PAGE_STATEMENTS.get(key)
+    if statements is None:
+        stmt = base()
+        query = stmt
+        if window.after is not None:
+            query = query.where(spec.beyond(_key_params("after", spec)))
+        if window.before is not None:
+            query = query.where(spec.beyond(_key_params("before", spec), reverse=True))
+        query = query.order_by(*spec.ordered(reverse=window.backward)).limit(
+            bindparam("page_limit", type_=Integer)
+        )
+        # the far side of the cursor: anything at or beyond it in the other direction
+        other_side: Select[Any] | None = None
+        prefix = "before" if window.backward else "after"
+        if (window.before if window.backward else window.after) is not None:
+            at_or_behind = ~spec.beyond(_key_params(prefix, spec), reverse=window.backward)
+            other_side = select(stmt.where(at_or_behind).exists())
+        statements = _PAGE_STATEMENTS[key] = (query, other_side)
+    return statements
+
+
 async def fetch_page(
-    session: AsyncSession, stmt: Select[T], spec: ListSpec, window: Window
+    session: AsyncSession,
+    shape: Hashable,
+    base: Callable[[], Select[T]],
+    params: dict[str, Any],
+    spec: ListSpec,
+    window: Window,
 ) -> Page[T]:
-    """One page in display order. `stmt` holds the filters and selects the rows."""
-    query = stmt
-    if window.after is not None:
-        query = query.where(spec.beyond(window.after))
-    if window.before is not None:
-        query = query.where(spec.beyond(window.before, reverse=True))
-    query = query.order_by(*spec.ordered(reverse=window.backward)).limit(window.limit + 1)
-    rows = list((await session.scalars(query)).all())
+    """One page in display order. `base()` builds the list's filtered select with bind
+    parameters (their values in `params`); it is called once per `shape`, the name of
+    that select's form (e.g. with or without a search term)."""
+    query, other_side = _page_statements(shape, base, spec, window)
+    values = {**params, "page_limit": window.limit + 1}
+    for prefix, key in (("after", window.after), ("before", window.before)):
+        if key is not None:
+            values.update({f"{prefix}_{position}": part for position, part in enumerate(key)})
+    rows = list((await session.scalars(query, values)).all())
     has_more = len(rows) > window.limit
     rows = rows[: window.limit]
     if window.backward:
         rows.reverse()
-    # the far side of the cursor: anything at or beyond it in the other direction
-    boundary = window.before if window.backward else window.after
     has_other_side = False
-    if boundary is not None:
-        at_or_behind = ~spec.beyond(boundary, reverse=window.backward)
-        has_other_side = bool(await session.scalar(select(stmt.where(at_or_behind).exists())))
+    if other_side is not None:
+        has_other_side = bool(await session.scalar(other_side, values))
     if window.backward:
         return Page(rows, has_next_page=has_other_side, has_previous_page=has_more)
     return Page(rows, has_next_page=has_more, has_previous_page=has_other_side)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -23,15 +23,41 @@ def _listed(user_id: uuid.UUID, status: TaskStatus | None) -> Select[Task]:
     return stmt if status is None else stmt.where(Task.status == status)
 
 
+def _listed_rows(with_status: bool) -> Select[Task]:
+    """`_listed` with bind parameters `user_id` (and `status`): built once per form."""
+    stmt = select(Task).where(Task.user_id == bindparam("user_id"))
+    return stmt.where(Task.status == bindparam("status")) if with_status else stmt
+
+
+def _list_params(user_id: uuid.UUID, status: TaskStatus | None) -> dict[str, object]:
+    return {"user_id": user_id} if status is None else {"user_id": user_id, "status": status}
+
+
+_COUNTS = {
+    with_status: select(func.count()).select_from(
+        _listed_rows(with_status).with_only_columns(Task.id).subquery()
+    )
+    for with_status in (False, True)
+}
+
+
 async def list_tasks(
     session: AsyncSession, user_id: uuid.UUID, status: TaskStatus | None, window: Window
 ) -> Page[Task]:
-    return await fetch_page(session, _listed(user_id, status), TASKS, window)
+    with_status = status is not None
+    return await fetch_page(
+        session,
+        ("tasks", with_status),
+        lambda: _listed_rows(with_status),
+        _list_params(user_id, status),
+        TASKS,
+        window,
+    )
 
 
 async def count_tasks(session: AsyncSession, user_id: uuid.UUID, status: TaskStatus | None) -> int:
-    listed = _listed(user_id, status).with_only_columns(Task.id).subquery()
-    return int(await session.scalar(select(func.count()).select_from(listed)) or 0)
+    count = await session.scalar(_COUNTS[status is not None], _list_params(user_id, status))
+    return int(count or 0)
 
 
 async def all_tasks(
@@ -46,12 +72,15 @@ async def get_task(session: AsyncSession, user_id: uuid.UUID, task_id: uuid.UUID
     return await session.scalar(select(Task).where(Task.id == task_id, Task.user_id == user_id))
 
 
+_BY_IDS = select(Task).where(
+    Task.id.in_(bindparam("ids", expanding=True)), Task.user_id == bindparam("user_id")
+)
+
+
 async def get_tasks(
     session: AsyncSession, user_id: uuid.UUID, task_ids: Sequence[uuid.UUID]
 ) -> list[Task]:
-    return list(
-        await session.scalars(select(Task).where(Task.id.in_(task_ids), Task.user_id == user_id))
-    )
+    return list(await session.scalars(_BY_IDS, {"ids": list(task_ids), "user_id": user_id}))
 
 
 async def find_tasks_by_title(session: AsyncSession, user_id: uuid.UUID, title: str) -> list[Task]:

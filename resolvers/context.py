@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.fastapi import BaseContext
 
@@ -23,6 +24,13 @@ from resolvers.loaders import Loaders
 from resolvers.resources import AppResources
 
 T = TypeVar("T")
+
+#: PostgreSQL reads run in autocommit: no BEGIN and ROLLBACK round trips around them
+#: (each statement reads its own snapshot). Not through a transaction pooler: there a
+#: statement outside a transaction may be prepared on one server connection and run on
+#: another. SQLite reads begin nothing anyway.
+_AUTOCOMMIT: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
+_NO_OPTIONS: dict[str, Any] = {}
 
 
 class Context(BaseContext):
@@ -98,14 +106,25 @@ class Context(BaseContext):
     async def _read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async with self._session_lock:
             session = self._ensure_session()
-            try:
-                result = await query(session)
-            except BaseException:
-                await session.rollback()
-                raise
-            if self.long_lived:
-                await session.commit()
-            return result
+            for attempt in (1, 2):
+                try:
+                    if not session.in_transaction():
+                        await session.connection(execution_options=self._read_options())
+                    result = await query(session)
+                except DBAPIError as error:
+                    await session.rollback()
+                    # a pooled connection the server dropped (no pre-ping checks them):
+                    # the read runs once more on a fresh one
+                    if attempt == 1 and error.connection_invalidated:
+                        continue
+                    raise
+                except BaseException:
+                    await session.rollback()
+                    raise
+                if self.long_lived:
+                    await session.commit()
+                return result
+            raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
@@ -136,6 +155,12 @@ class Context(BaseContext):
         if self._session is None:
             self._session = self.app.session_factory()
         return self._session
+
+    def _read_options(self) -> dict[str, Any]:
+        is_postgres = self._ensure_session().get_bind().dialect.name == "postgresql"
+        if is_postgres and not self.app.settings.behind_pooler:
+            return _AUTOCOMMIT
+        return _NO_OPTIONS
 
     async def close(self) -> None:
         if self._reads:  # reads its cancelled callers left running
