@@ -36,6 +36,7 @@ from core.auth import TokenVerifier, create_token, parse_ttl
 from core.config import ConfigError, Settings
 from core.cursors import CursorCodec
 from core.database_url import DatabaseUrl
+from core.gc_tuning import tune_garbage_collector
 from core.logging import configure_logging, get_logger
 from db.engine import create_engine, create_session_factory
 from db.locks import build_turn_locks
@@ -49,6 +50,7 @@ from web.middleware import RequestIdMiddleware
 from web.ops import ops_router
 from web.persisted import PersistedDocuments, load_manifest
 from web.security import SecurityHeadersMiddleware
+from web.timeouts import RequestTimeoutMiddleware
 from web.tracing import exporting_provider, start_tracing
 
 if TYPE_CHECKING:
@@ -117,6 +119,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await broker.start()
+        tune_garbage_collector(settings.gc_gen0_threshold)
         try:
             yield
         finally:
@@ -165,6 +168,7 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout)
     app.add_middleware(RequestIdMiddleware)
     if settings.otel_enabled:
         stop_tracing = start_tracing(

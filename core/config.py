@@ -72,13 +72,20 @@ class Settings(BaseSettings):
     max_query_aliases: int = 30
     max_query_tokens: int = 2000
     max_query_cost: int = 10_000
+    #: the cyclic garbage collector's gen-0 threshold once serving (Python's default: 700)
+    gc_gen0_threshold: int = Field(default=50_000, ge=100)
+    #: an HTTP request still running after this is cancelled and answered 503 (unset:
+    #: the agent timeout plus 15 s, so a turn always ends by its own deadline first)
+    request_timeout_seconds: float | None = Field(default=None, gt=0)
     #: a larger HTTP request body is refused with 413 before it is read whole
     max_request_bytes: int = Field(default=256 * 1024, ge=1024)
     ws_max_subscriptions_per_connection: int = 20
     ws_max_connections_per_user: int = 20
     ws_queue_size: int = 256
     db_pool_size: int = 10
-    db_pool_pre_ping: bool = True
+    #: check each pooled connection with a round trip before use; off by default: a read
+    #: on a dropped connection is retried once on a fresh one instead
+    db_pool_pre_ping: bool = False
 
     #: set: /metrics answers only `Authorization: Bearer <metrics_token>`
     metrics_token: str | None = None
@@ -134,6 +141,12 @@ class Settings(BaseSettings):
         """DATABASE_URL goes through a transaction pooler (it differs from the direct one):
         queries then use no named statement twice (see DatabaseUrl.sqlalchemy_connect_args)."""
         return self.database.url != self.direct_database.url
+
+    @property
+    def request_timeout(self) -> float:
+        if self.request_timeout_seconds is not None:
+            return self.request_timeout_seconds
+        return self.agent_timeout_seconds + 15
 
     @property
     def is_production(self) -> bool:

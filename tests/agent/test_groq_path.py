@@ -367,6 +367,25 @@ async def test_slow_model_is_agent_timeout_and_keeps_only_the_question(
     assert await only_conversation_messages(alice) == [("USER", "add a task to buy milk")]
 
 
+async def test_a_request_over_its_time_limit_is_503_and_keeps_only_the_question(
+    start_groq: StartGroq, standin: GroqStandIn
+) -> None:
+    """REQUEST_TIMEOUT_SECONDS bounds every HTTP request, whatever holds it up."""
+    live = await start_groq(agent_timeout_seconds=30, request_timeout_seconds=1)
+    alice = new_client(live)
+    standin.script(slow(4, text("late")))
+
+    response = await alice.raw(
+        "mutation($c: String!) { sendMessage(input: {content: $c}) { message { id } } }",
+        {"c": "add a task to buy milk"},
+    )
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert code_of(response.json()) == "SERVICE_UNAVAILABLE"
+    assert await only_conversation_messages(alice) == [("USER", "add a task to buy milk")]
+
+
 async def test_failed_turn_rolls_back_the_tool_changes_it_made(
     groq_server: LiveServer, standin: GroqStandIn
 ) -> None:

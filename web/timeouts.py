@@ -1,0 +1,75 @@
+"""Every HTTP request ends within a time limit (`REQUEST_TIMEOUT_SECONDS`).
+
+A request still running at its limit is cancelled (its unit of work rolls back) and
+answered 503 with a coded error, if nothing was sent yet. Streams are left alone once they
+have started (a multipart subscription), and WebSockets have limits of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from schema.error_codes import error_entry
+
+
+class RequestTimeoutMiddleware:
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        work = asyncio.ensure_future(self.app(scope, receive, tracking_send))
+        try:
+            done, _ = await asyncio.wait({work}, timeout=self.seconds)
+            if work in done:
+                work.result()
+                return
+            if started:  # a stream under way: it ends by its own rules
+                await work
+                return
+        finally:
+            if not work.done() and not started:
+                work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        if started:
+            return
+        seconds = round(self.seconds)
+        body = orjson.dumps(
+            {
+                "errors": [
+                    error_entry(
+                        f"the request took longer than {seconds} s",
+                        "SERVICE_UNAVAILABLE",
+                        retryAfter=1,
+                    )
+                ]
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", b"1"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
