@@ -440,10 +440,10 @@ async def test_deterministic(messages: list[ChatMessage]) -> None:
 
 
 @pytest.mark.asyncio
-async def test_token_counts() -> None:
+async def test_no_token_counts_so_the_turn_estimates_them() -> None:
     reply = await ask([user("what's the weather today")])
-    assert reply.prompt_tokens == 4
-    assert reply.completion_tokens == len(reply.content.split())
+    assert reply.content
+    assert (reply.prompt_tokens, reply.completion_tokens) == (None, None)
 
 
 @pytest.mark.asyncio

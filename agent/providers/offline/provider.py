@@ -119,10 +119,6 @@ def _previous_turn(messages: list[ChatMessage]) -> list[ChatMessage]:
     return messages[previous + 1 : current] if previous >= 0 else []
 
 
-def _words(text: str) -> int:
-    return len(text.split())
-
-
 class OfflineProvider:
     """A :class:`~agent.providers.base.ModelProvider` that needs no model at all."""
 
@@ -192,14 +188,8 @@ class OfflineProvider:
                 await on_delta(piece)
                 await asyncio.sleep(0)
 
-        return ModelReply(
-            content=content,
-            tool_calls=tool_calls,
-            model=MODEL_NAME,
-            prompt_tokens=sum(_words(_message_text(message)) for message in messages),
-            completion_tokens=_words(content)
-            + sum(_words(call.name) + _words(call.arguments) for call in tool_calls),
-        )
+        # no token counts: there is no tokenizer here, so the turn estimates them
+        return ModelReply(content=content, tool_calls=tool_calls, model=MODEL_NAME)
 
     async def aclose(self) -> None:
         return None
