@@ -60,7 +60,7 @@ async def run_turn(
                 conversation, TOOL_SPECS, on_delta=step_delta, deadline=deadline
             )
         except AgentUnavailable:
-            meter.refused()
+            meter.failed()
             raise
         meter.end_step(reply)
         outcome.usage = meter.spent()

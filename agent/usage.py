@@ -5,8 +5,8 @@ A step's counts come from the provider when it sends them (Groq: `usage`, or
 `x_groq.usage` on a stream's last chunk). A step that ended without counts (the offline
 agent never has any; a stream cut off by a stop, a cancellation or the deadline never got
 them) is estimated from the text sent and received, about four characters a token, and
-the turn's usage says `estimated`. A step the provider refused (an error answer) spent
-nothing and is not counted.
+the turn's usage says `estimated`. A step the provider refused (an error answer before
+any text) spent nothing and is not counted.
 
 `UsageMeter.spent()` may be called at any point, so a reply stopped mid-stream records
 what it spent up to the stop the same way a failed or cancelled turn does.
@@ -81,9 +81,11 @@ class UsageMeter:
         )
         self._add_estimate(step.prompt_chars if step else 0, produced)
 
-    def refused(self) -> None:
-        """The provider answered the open step with an error: nothing was spent on it."""
-        self._open = None
+    def failed(self) -> None:
+        """The provider answered the open step with an error: nothing was spent on it,
+        unless text had arrived already (a stream cut off midway stays, estimated)."""
+        if self._open is not None and self._open.received_chars == 0:
+            self._open = None
 
     def spent(self) -> TurnUsage:
         """The turn's usage so far; a step still open (cut off) counts as estimated."""
