@@ -161,7 +161,8 @@ async def test_a_stream_cancelled_midway_records_estimated_usage(
     assert run.usage_estimated is True
     # the first step's counts, plus an estimate of the cut-off step (its prompt was sent
     # and some text came back; the counts on its last chunk never did)
-    assert run.prompt_tokens is not None and run.completion_tokens is not None
+    assert run.prompt_tokens is not None
+    assert run.completion_tokens is not None
     assert 40 < run.prompt_tokens < 999
     assert 5 < run.completion_tokens < 999
     assert await totals(client) == {

@@ -30,7 +30,10 @@ mutation($id: ID!) {
     message { id toolCalls { id name result ok } affectedTasks { id status } }
   }
 }"""
-USAGE = "query($since: DateTime) { me { usage(since: $since) { turns promptTokens completionTokens totalTokens } } }"
+USAGE = """
+query($since: DateTime) {
+  me { usage(since: $since) { turns promptTokens completionTokens totalTokens } }
+}"""
 RATE = """
 mutation($input: RateReplyInput!) {
   rateReply(input: $input) { message { id feedback { rating comment updatedAt } } }

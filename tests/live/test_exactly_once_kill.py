@@ -165,7 +165,8 @@ async def test_a_turn_killed_midway_and_retried_applies_its_tool_once(
     subject = f"crash-{uuid.uuid4()}"
     token = token_for(subject)
     key = f"key-{uuid.uuid4()}"
-    send = {"query": SEND, "variables": {"input": {"content": "buy milk", "clientMessageId": key}}}
+    variables: dict[str, Any] = {"input": {"content": "buy milk", "clientMessageId": key}}
+    send = {"query": SEND, "variables": variables}
     add_milk = tool_calls(call("add_task", {"title": "buy milk"}))
     if moment == "after_the_tool_ran":
         # the answer after the tool call never comes: the server is killed meanwhile
@@ -201,8 +202,8 @@ async def test_a_turn_killed_midway_and_retried_applies_its_tool_once(
         httpx.AsyncClient(base_url=url, timeout=30) as http,
     ):
         client = GraphQLClient(http, token)
-        retried = (await client.data(SEND, send["variables"]))["sendMessage"]
-        again = (await client.data(SEND, send["variables"]))["sendMessage"]
+        retried = (await client.data(SEND, variables))["sendMessage"]
+        again = (await client.data(SEND, variables))["sendMessage"]
 
     reply = retried["message"]
     assert reply["content"] == "Added buy milk."
