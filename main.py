@@ -6,6 +6,8 @@ taskchat migrate    apply migrations
 taskchat token SUBJECT [--ttl 1h]
 taskchat schema     print the SDL
 taskchat check      database reachable and migrated; with a key, Groq and its model
+taskchat archive --inactive-days N | purge --deleted-days N
+taskchat export-user SUBJECT | erase-user SUBJECT
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ import argparse
 import asyncio
 import hashlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.exc import DBAPIError
 
 from agent.providers.factory import build_provider
@@ -38,12 +42,14 @@ from db.locks import build_turn_locks
 from live.broker import build_broker
 from resolvers.resources import AppResources
 from schema.schema import build_schema, print_sdl
+from services import lifecycle
 from web.graphiql import STATIC_DIR, STATIC_PATH
 from web.graphql import TaskchatGraphQLRouter, UnauthenticatedRequest, unauthenticated_body
 from web.middleware import RequestIdMiddleware
 from web.ops import ops_router
 from web.persisted import PersistedDocuments, load_manifest
 from web.security import SecurityHeadersMiddleware
+from web.tracing import exporting_provider, start_tracing
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -59,8 +65,14 @@ def _cursor_secret(settings: Settings) -> str:
     return hashlib.sha256(settings.database_url.encode()).hexdigest()
 
 
-def create_app(settings: Settings | None = None, *, demo_token: str | None = None) -> FastAPI:
-    """`demo_token`: shown in GraphiQL's headers pane (development only)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    demo_token: str | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> FastAPI:
+    """`demo_token`: shown in GraphiQL's headers pane (development only);
+    `tracer_provider`: where spans go when `OTEL_ENABLED` (default: OTLP/HTTP)."""
     settings = settings or Settings()
     configure_logging(json=settings.is_production, level=settings.log_level)
     for note in dict.fromkeys((*settings.database.notes, *settings.direct_database.notes)):
@@ -82,6 +94,7 @@ def create_app(settings: Settings | None = None, *, demo_token: str | None = Non
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size * 4,
         pre_ping=settings.db_pool_pre_ping,
+        metric_pool="locks",
     )
     broker = build_broker(engine, settings.direct_database)
     provider = build_provider(settings)
@@ -99,12 +112,16 @@ def create_app(settings: Settings | None = None, *, demo_token: str | None = Non
         ),
     )
 
+    stop_tracing: Callable[[], None] | None = None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await broker.start()
         try:
             yield
         finally:
+            if stop_tracing is not None:
+                stop_tracing()
             await broker.stop()
             await provider.aclose()
             await engine.dispose()
@@ -149,6 +166,13 @@ def create_app(settings: Settings | None = None, *, demo_token: str | None = Non
         )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    if settings.otel_enabled:
+        stop_tracing = start_tracing(
+            app,
+            [engine, lock_engine],
+            tracer_provider or exporting_provider(settings),
+            owns_provider=tracer_provider is None,
+        )
 
     @app.exception_handler(UnauthenticatedRequest)
     async def _unauthenticated(_: Request, error: UnauthenticatedRequest) -> Response:
@@ -288,7 +312,48 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+LIFECYCLE_COMMANDS = frozenset({"archive", "purge", "export-user", "erase-user"})
+
+
+async def run_lifecycle(
+    settings: Settings, args: argparse.Namespace, out: TextIO | None = None
+) -> int:
+    """One data-lifecycle command: what it did on `out` (stdout), or an export's JSON
+    there and its counts on stderr."""
+    out = out or sys.stdout
+    engine = create_engine(settings.database_url, pool_size=2)
+    sessions = create_session_factory(engine)
+    broker = build_broker(engine, settings.database_url)
+    try:
+        if args.command == "archive":
+            days = timedelta(days=args.inactive_days)
+            print(await lifecycle.archive_inactive(sessions, broker, days), file=out)
+        elif args.command == "purge":
+            days = timedelta(days=args.deleted_days)
+            print(await lifecycle.purge_deleted(sessions, days), file=out)
+        elif args.command == "erase-user":
+            print(await lifecycle.erase_user(sessions, broker, args.subject), file=out)
+        elif args.command == "export-user":
+            export = await lifecycle.export_user(sessions, args.subject)
+            if export is None:
+                print(f"taskchat: no user {args.subject!r}", file=sys.stderr)
+                return 1
+            print(orjson.dumps(export, option=orjson.OPT_INDENT_2).decode(), file=out)
+            print(lifecycle.export_summary(export), file=sys.stderr)
+    finally:
+        out.flush()
+        await engine.dispose()
+    return 0
+
+
+def _days(value: str) -> int:
+    days = int(value)
+    if days < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return days
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskchat", description="taskchat GraphQL backend")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="apply migrations, then serve")
@@ -298,7 +363,21 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl", default="1h", help="lifetime: 90s, 15m, 1h, 7d (default 1h)")
     commands.add_parser("schema", help="print the GraphQL SDL")
     commands.add_parser("check", help="check the database and the model provider")
-    args = parser.parse_args(argv)
+    archive = commands.add_parser(
+        "archive", help="archive ACTIVE conversations with no activity for N days"
+    )
+    archive.add_argument("--inactive-days", type=_days, required=True, metavar="N")
+    purge = commands.add_parser("purge", help="hard-delete rows soft-deleted more than N days ago")
+    purge.add_argument("--deleted-days", type=_days, required=True, metavar="N")
+    export = commands.add_parser("export-user", help="print one user's data as JSON")
+    export.add_argument("subject")
+    erase = commands.add_parser("erase-user", help="delete one user and all their data")
+    erase.add_argument("subject")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     database = "the database"
     try:
@@ -307,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         settings = Settings()
         database = f"the database {settings.direct_database.safe()}"
+        if args.command in LIFECYCLE_COMMANDS:
+            return asyncio.run(run_lifecycle(settings, args))
         if args.command == "serve":
             _serve(settings)
         elif args.command == "migrate":

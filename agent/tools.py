@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agent.effects import EffectLedger
 from core.errors import BadUserInput, NotFound
 from core.ids import parse_global_id, to_global_id
+from core.metrics import TOOL_CALLS
 from db.models import Task, TaskStatus
 from db.transactions import UnitOfWork
 from services import tasks as task_service
@@ -280,6 +281,18 @@ async def run_tool(runtime: ToolRuntime, name: str, raw_arguments: str) -> tuple
     """Runs one call in a savepoint; returns (arguments as recorded, result). A change an
     earlier reply to the same question already applied is not run again: its result is
     the earlier one, marked `"replayed": true`."""
+    # the model names the tool: only registered names become a metric label
+    tool = name if name in TOOLS else "unknown"
+    try:
+        recorded, result = await _run_tool(runtime, name, raw_arguments)
+    except Exception:
+        TOOL_CALLS.labels(tool, "failed").inc()
+        raise
+    TOOL_CALLS.labels(tool, "ok" if result.get("ok") else "error").inc()
+    return recorded, result
+
+
+async def _run_tool(runtime: ToolRuntime, name: str, raw_arguments: str) -> tuple[Any, ToolResult]:
     recorded: Any = raw_arguments
     try:
         tool = TOOLS.get(name)

@@ -195,6 +195,7 @@ class Assistant:
                 reply = await message_service.live_reply_to(session, earlier)
             if reply is None:
                 async with write_transaction(session):
+                    await run_service.close_interrupted_runs(session, earlier.id)
                     run_id = await self._start_run(session, user_id, earlier)
                 await self._saved(earlier, listener, publish=False)
                 reply = await self._answer(session, user_id, earlier, run_id, listener)

@@ -2,11 +2,11 @@
 estimate where the provider sent none.
 
 A step's counts come from the provider when it sends them (Groq: `usage`, or
-`x_groq.usage` on a stream's last chunk). A step that ended without counts (the offline
-agent never has any; a stream cut off by a stop, a cancellation or the deadline never got
-them) is estimated from the text sent and received, about four characters a token, and
-the turn's usage says `estimated`. A step the provider refused (an error answer before
-any text) spent nothing and is not counted.
+`x_groq.usage` on a stream's last chunk; the offline agent sends estimates, and says so).
+A step that ended without counts (a stream cut off by a stop, a cancellation or the
+deadline never got them) is estimated from the text sent and received, about four
+characters a token, and the turn's usage says `estimated`. A step the provider refused
+(an error answer before any text) spent nothing and is not counted.
 
 `UsageMeter.spent()` may be called at any point, so a reply stopped mid-stream records
 what it spent up to the stop the same way a failed or cancelled turn does.
@@ -26,6 +26,17 @@ CHARS_PER_TOKEN = 4
 
 def estimate_tokens(chars: int) -> int:
     return -(-chars // CHARS_PER_TOKEN) if chars > 0 else 0
+
+
+def sent_chars(messages: list[ChatMessage], tools: list[ToolSpec]) -> int:
+    """The size of a request's messages and tool specs, as JSON."""
+    return len(orjson.dumps(messages)) + (len(orjson.dumps(tools)) if tools else 0)
+
+
+def produced_chars(reply: ModelReply) -> int:
+    return len(reply.content) + sum(
+        len(call.name) + len(call.arguments) for call in reply.tool_calls
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +72,7 @@ class UsageMeter:
         self._open: _OpenStep | None = None
 
     def begin_step(self, messages: list[ChatMessage], tools: list[ToolSpec]) -> None:
-        sent = len(orjson.dumps(messages)) + (len(orjson.dumps(tools)) if tools else 0)
-        self._open = _OpenStep(prompt_chars=sent)
+        self._open = _OpenStep(prompt_chars=sent_chars(messages, tools))
 
     def received(self, text: str) -> None:
         if self._open is not None:
@@ -75,11 +85,9 @@ class UsageMeter:
         if reply.prompt_tokens is not None and reply.completion_tokens is not None:
             self._prompt += reply.prompt_tokens
             self._completion += reply.completion_tokens
+            self._estimated = self._estimated or reply.tokens_estimated
             return
-        produced = len(reply.content) + sum(
-            len(call.name) + len(call.arguments) for call in reply.tool_calls
-        )
-        self._add_estimate(step.prompt_chars if step else 0, produced)
+        self._add_estimate(step.prompt_chars if step else 0, produced_chars(reply))
 
     def failed(self) -> None:
         """The provider answered the open step with an error: nothing was spent on it,

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     #: a manifest of trusted documents (Relay, GraphQL Codegen or Apollo format): set,
     #: only its operations run
     trusted_documents: Path | None = None
+    #: OpenTelemetry tracing (FastAPI, SQLAlchemy, asyncpg spans over OTLP/HTTP)
+    otel_enabled: bool = False
+    otel_service_name: str = "taskchat"
 
     @model_validator(mode="after")
     def _check_keys(self) -> Settings:

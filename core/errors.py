@@ -66,3 +66,16 @@ class AgentUnavailable(TaskchatError):
             super().__init__(reason, retryAfter=retry_after)
         else:
             super().__init__(reason)
+
+
+class ServiceUnavailable(TaskchatError):
+    code = "SERVICE_UNAVAILABLE"
+
+    #: seconds a client should wait before retrying; the pool reconnects on its own
+    RETRY_AFTER = 2
+
+    def __init__(self, retry_after: int = RETRY_AFTER) -> None:
+        super().__init__(
+            f"the service is unavailable right now; retry in {retry_after} s",
+            retryAfter=retry_after,
+        )

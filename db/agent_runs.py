@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AgentRun, RunStatus
@@ -117,3 +117,16 @@ async def runs_of_replies(
 
 
 WINDOW = timedelta(minutes=1)
+
+
+async def fail_running_runs_of(
+    session: AsyncSession, user_message_id: uuid.UUID, error_code: str
+) -> int:
+    """Marks FAILED the runs of a question still RUNNING; how many there were."""
+    result = await session.execute(
+        update(AgentRun)
+        .where(AgentRun.user_message_id == user_message_id, AgentRun.status == RunStatus.RUNNING)
+        .values(status=RunStatus.FAILED, error_code=error_code, finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

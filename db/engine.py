@@ -3,21 +3,50 @@ share between concurrent requests."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
 
 from core.database_url import DatabaseUrl, as_database_url
+from core.metrics import DB_POOL_CHECKOUT_SECONDS
 
 #: execution option asking SQLite for `BEGIN IMMEDIATE` (take the write lock up front)
 SQLITE_WRITE = "taskchat_sqlite_write"
+
+
+class TimedQueuePool(AsyncAdaptedQueuePool):
+    """The async queue pool, timing each checkout (`taskchat_db_pool_checkout_seconds`):
+    a pool too small for the load shows as time spent here."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._checkout_seconds = DB_POOL_CHECKOUT_SECONDS.labels("app")
+
+    def measure_as(self, name: str) -> None:
+        self._checkout_seconds = DB_POOL_CHECKOUT_SECONDS.labels(name)
+
+    def connect(self) -> PoolProxiedConnection:
+        started = time.perf_counter()
+        try:
+            return super().connect()
+        finally:
+            self._checkout_seconds.observe(time.perf_counter() - started)
+
+    def recreate(self) -> TimedQueuePool:
+        # keeps the label when SQLAlchemy rebuilds the pool (after a disconnect)
+        pool = super().recreate()
+        assert isinstance(pool, TimedQueuePool)
+        pool._checkout_seconds = self._checkout_seconds
+        return pool
 
 
 def create_engine(
@@ -28,15 +57,28 @@ def create_engine(
     pre_ping: bool = True,
     sqlite_busy_seconds: float = 30,
     pooled: bool = False,
+    metric_pool: str = "app",
 ) -> AsyncEngine:
     """`database_url` as pasted or normalised (core/database_url.py); `pooled`: it goes
-    through a transaction pooler, so no prepared statement is reused."""
+    through a transaction pooler, so no prepared statement is reused; `metric_pool`
+    labels the pool's checkout times (a few fixed names)."""
     database = as_database_url(database_url)
     if database.is_sqlite:
-        return _create_sqlite_engine(database.render(), sqlite_busy_seconds)
+        engine = _create_sqlite_engine(database.render(), sqlite_busy_seconds)
+    else:
+        engine = _create_postgres_engine(database, pool_size, max_overflow, pre_ping, pooled)
+    if isinstance(engine.pool, TimedQueuePool):
+        engine.pool.measure_as(metric_pool)
+    return engine
+
+
+def _create_postgres_engine(
+    database: DatabaseUrl, pool_size: int, max_overflow: int | None, pre_ping: bool, pooled: bool
+) -> AsyncEngine:
     return create_async_engine(
         database.url,
         connect_args=database.sqlalchemy_connect_args(pooled=pooled),
+        poolclass=TimedQueuePool,
         pool_size=pool_size,
         max_overflow=pool_size * 2 if max_overflow is None else max_overflow,
         # serverless PostgreSQL (Neon) drops idle connections: check each one before use
@@ -53,9 +95,12 @@ def _lower(value: str | None) -> str | None:
 def _create_sqlite_engine(database_url: str, busy_seconds: float) -> AsyncEngine:
     """SQLite has one writer at a time: a writer waits up to `busy_seconds` for the lock
     (a turn holds it while the model answers, see agent/turn.py)."""
+    in_memory = make_url(database_url).database in (None, "", ":memory:")
     engine = create_async_engine(
         database_url,
         connect_args={"timeout": busy_seconds},
+        # an in-memory database keeps SQLAlchemy's own pool (one shared connection)
+        **({} if in_memory else {"poolclass": TimedQueuePool}),
     )
 
     @event.listens_for(engine.sync_engine, "connect")

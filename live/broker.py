@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database_url import DatabaseUrl, as_database_url
 from core.logging import get_logger
+from core.metrics import FANOUT_LAG_SECONDS
 
 log = get_logger("taskchat.live")
 
@@ -72,9 +74,14 @@ class _LocalFanOut:
                 if not listeners:
                     del self._signals[conversation_id]
 
-    def notify(self, conversation_id: uuid.UUID) -> None:
-        for signal in self._signals.get(conversation_id, ()):
+    def notify(self, conversation_id: uuid.UUID, published_at: float | None = None) -> None:
+        """`published_at`: the publisher's `time.time()`, for the fan-out lag metric."""
+        signals = self._signals.get(conversation_id, ())
+        for signal in signals:
             signal.set()
+        if signals and published_at is not None:
+            # another host's clock may run ahead a little
+            FANOUT_LAG_SECONDS.observe(max(0.0, time.time() - published_at))
 
     def notify_all(self) -> None:
         for listeners in self._signals.values():
@@ -92,7 +99,7 @@ class LocalBroker(_LocalFanOut):
         return None
 
     async def publish(self, conversation_id: uuid.UUID) -> None:
-        self.notify(conversation_id)
+        self.notify(conversation_id, time.time())
 
 
 class PostgresBroker(_LocalFanOut):
@@ -119,15 +126,19 @@ class PostgresBroker(_LocalFanOut):
         async with self._engine.connect() as connection:
             await connection.execute(
                 text("SELECT pg_notify(:channel, :payload)"),
-                {"channel": CHANNEL, "payload": str(conversation_id)},
+                {"channel": CHANNEL, "payload": f"{conversation_id}:{time.time():.6f}"},
             )
             await connection.commit()
 
     def _on_notification(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
-        # the payload is a conversation id (older instances appended ":<message id>")
-        conversation_id, _, _ = payload.partition(":")
+        # "<conversation id>:<publish time>"; older instances sent the id alone, or
+        # appended ":<message id>"
+        conversation_id, _, rest = payload.partition(":")
+        published_at: float | None = None
         with contextlib.suppress(ValueError):
-            self.notify(uuid.UUID(conversation_id))
+            published_at = float(rest)
+        with contextlib.suppress(ValueError):
+            self.notify(uuid.UUID(conversation_id), published_at)
 
     async def _listen_forever(self) -> None:
         delay = 0.2

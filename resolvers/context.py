@@ -15,7 +15,7 @@ from strawberry.fastapi import BaseContext
 
 from core.auth import Principal
 from core.config import Settings
-from core.errors import Unauthenticated
+from core.errors import TaskchatError, Unauthenticated
 from db import users as user_queries
 from db.models import User
 from db.transactions import write_transaction
@@ -44,6 +44,9 @@ class Context(BaseContext):
         self._session_lock = asyncio.Lock()
         self._reads: set[asyncio.Future[Any]] = set()
         self._user: User | None = None
+        #: the user's row was read or written by this context (not only known from the
+        #: cache of users this instance has seen)
+        self._user_checked = False
         self._user_lookup: asyncio.Task[User] | None = None
         #: a WebSocket's context lives as long as the socket: no loader cache there
         self.long_lived = long_lived
@@ -67,6 +70,7 @@ class Context(BaseContext):
         # reading one old snapshot (SQLite) and never see new messages
         child = Context(self.app, self.principal, self.request_id, long_lived=True)
         child._user = self._user
+        child._user_checked = self._user_checked
         try:
             yield child
         finally:
@@ -109,13 +113,18 @@ class Context(BaseContext):
         async with self._session_lock:
             session = await self._end_reads()
             async with write_transaction(session):
+                await self._ensure_user_row(session)
                 yield session
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[AsyncSession]:
         """The session, for a use case that runs several units of work of its own."""
         async with self._session_lock:
-            yield await self._end_reads()
+            session = await self._end_reads()
+            if self._needs_user_check():
+                async with write_transaction(session):
+                    await self._ensure_user_row(session)
+            yield session
 
     async def _end_reads(self) -> AsyncSession:
         session = self._ensure_session()
@@ -153,6 +162,7 @@ class Context(BaseContext):
         known = self.app.known_users.get(subject)
         if known is not None:
             self._user = known
+            self._user_checked = False
             return known
         user = await self.read(lambda session: user_queries.find_user(session, subject))
         if user is None:
@@ -163,7 +173,25 @@ class Context(BaseContext):
         self._ensure_session().expunge(user)
         self.app.known_users[subject] = user
         self._user = user
+        self._user_checked = True
         return user
+
+    def _needs_user_check(self) -> bool:
+        # a socket lives long: an erase may come between two of its writes
+        return self._user is not None and (self.long_lived or not self._user_checked)
+
+    async def _ensure_user_row(self, session: AsyncSession) -> None:
+        """Before a write by a user known from the cache: their row may have been erased
+        (`erase-user`) since; it comes back empty, under the same id."""
+        user = self._user
+        if user is None or not self._needs_user_check():
+            return
+        if not await user_queries.ensure_user(session, user):
+            # the subject has a new row (made by an instance that did not know it): this
+            # request holds the old id, the next one finds the new row
+            self.app.known_users.pop(user.subject, None)
+            raise TaskchatError("the account changed meanwhile; try again")
+        self._user_checked = True
 
     async def user_id(self) -> uuid.UUID:
         return (await self.user()).id

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from agent.events import TurnEvent
 from agent.stream import stream_turn
 from core.ids import expect_global_id
+from core.metrics import tracks_subscription
 from db.messages import MESSAGES
 from db.models import Message
 from resolvers import chat as chat_resolvers
@@ -15,6 +16,7 @@ from resolvers.pagination import decode_cursor
 from services.message_feed import follow_messages
 
 
+@tracks_subscription("messageAdded")
 async def message_added(
     ctx: Context, conversation_id: str, after: str | None = None
 ) -> AsyncIterator[Message]:
@@ -31,6 +33,7 @@ async def message_added(
         yield message
 
 
+@tracks_subscription("sendMessageStream")
 async def send_message_stream(
     ctx: Context, conversation_id: str | None, content: str, client_message_id: str | None
 ) -> AsyncIterator[TurnEvent]:

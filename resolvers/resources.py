@@ -30,5 +30,6 @@ class AppResources:
     broker: Broker
     assistant: Assistant
     #: token subject → user row, for users this instance has seen. A user row never
-    #: changes once created, so this saves a lookup per request without going stale.
+    #: changes once created, so this saves a lookup per request; `erase-user` may delete
+    #: it, so a write re-checks a cached user's row first (`Context.writing`).
     known_users: LRUCache[str, User] = field(default_factory=_known_users)

@@ -8,8 +8,9 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 
-from core.errors import QueryTooComplex, TaskchatError
+from core.errors import QueryTooComplex, ServiceUnavailable, TaskchatError
 from core.logging import get_logger
+from db.availability import is_unavailable
 
 log = get_logger("taskchat.graphql")
 
@@ -87,6 +88,12 @@ def with_contract_code(
     if original is None or isinstance(original, GraphQLError):
         message = without_suggestions(error.message) if hide_suggestions else error.message
         return _with_code(error, message, {"code": code_for_graphql_error(error)})
+    if is_unavailable(original):
+        log.warning("database unavailable", request_id=request_id, error=type(original).__name__)
+        unavailable = ServiceUnavailable()
+        return _with_code(
+            error, unavailable.message, {"code": unavailable.code, **unavailable.extensions}
+        )
     log.error(
         "unexpected error",
         request_id=request_id,

@@ -86,3 +86,14 @@ async def usage_totals(
     session: AsyncSession, user_id: uuid.UUID, since: datetime | None
 ) -> run_queries.UsageTotals:
     return await run_queries.usage_totals(session, user_id, since)
+
+
+#: error code of a run whose process died mid-turn (kill -9, crash, power loss)
+INTERRUPTED = "INTERRUPTED"
+
+
+async def close_interrupted_runs(session: AsyncSession, question_id: uuid.UUID) -> int:
+    """Called with the question's turn lock held and no reply stored: a run of it still
+    RUNNING belongs to a process that died mid-turn (its unit of work never committed),
+    so it is marked FAILED before the turn runs again."""
+    return await run_queries.fail_running_runs_of(session, question_id, INTERRUPTED)

@@ -135,6 +135,7 @@ class LiveServer:
 
 
 async def start_server(settings: Settings, **app_options: Any) -> LiveServer:
+    """`app_options` go to `create_app` (e.g. a `tracer_provider`)."""
     config = uvicorn.Config(
         create_app(settings, **app_options),
         host="127.0.0.1",

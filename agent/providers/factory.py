@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agent.providers.base import ModelProvider
 from agent.providers.groq import GroqProvider
+from agent.providers.metered import MeteredProvider
 from agent.providers.offline import OfflineProvider
 from core.config import ConfigError, Settings
 
@@ -12,11 +13,12 @@ def build_provider(settings: Settings) -> ModelProvider:
     if settings.resolved_agent_provider == "groq":
         if not settings.groq_api_key:
             raise ConfigError("AGENT_PROVIDER=groq needs GROQ_API_KEY")
-        return GroqProvider(
+        groq = GroqProvider(
             settings.groq_api_key,
             model=settings.groq_model,
             fallback_models=settings.groq_fallbacks,
             base_url=settings.groq_base_url,
             timeout_seconds=settings.agent_timeout_seconds,
         )
-    return OfflineProvider()
+        return MeteredProvider(groq, settings.groq_model)
+    return MeteredProvider(OfflineProvider(), "offline")

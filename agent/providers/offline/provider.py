@@ -29,6 +29,7 @@ from agent.providers.offline.wording import (
     not_found,
     small_talk,
 )
+from agent.usage import estimate_tokens, produced_chars, sent_chars
 
 __all__ = ["MODEL_NAME", "OfflineProvider"]
 
@@ -188,8 +189,12 @@ class OfflineProvider:
                 await on_delta(piece)
                 await asyncio.sleep(0)
 
-        # no token counts: there is no tokenizer here, so the turn estimates them
-        return ModelReply(content=content, tool_calls=tool_calls, model=MODEL_NAME)
+        reply = ModelReply(content=content, tool_calls=tool_calls, model=MODEL_NAME)
+        # no tokenizer here: the counts are estimates, and say so
+        reply.prompt_tokens = estimate_tokens(sent_chars(messages, tools))
+        reply.completion_tokens = estimate_tokens(produced_chars(reply))
+        reply.tokens_estimated = True
+        return reply
 
     async def aclose(self) -> None:
         return None

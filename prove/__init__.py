@@ -1,0 +1,1 @@
+"""Reliability proofs: load, faults, fuzzing (see README, Reliability)."""
