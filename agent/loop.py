@@ -10,8 +10,11 @@ from typing import Any
 
 import orjson
 
-from agent.providers.base import ChatMessage, DeltaSink, ModelProvider
+from agent.effects import fallback_call_id
+from agent.providers.base import ChatMessage, DeltaSink, ModelProvider, ToolCallRequest
 from agent.tools import TOOL_SPECS, ToolRuntime, run_tool
+from agent.usage import TurnUsage, UsageMeter
+from core.errors import AgentUnavailable
 
 STEP_SEPARATOR = "\n\n"
 ToolCallSink = Callable[[dict[str, Any]], Awaitable[None]]
@@ -22,8 +25,7 @@ class TurnOutcome:
     content: str
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     model: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    usage: TurnUsage = field(default_factory=TurnUsage)
     steps: int = 0
     model_seconds: float = 0.0
     hit_step_limit: bool = False
@@ -38,24 +40,34 @@ async def run_turn(
     on_delta: DeltaSink | None = None,
     on_tool_call: ToolCallSink | None = None,
     deadline: float | None = None,
+    meter: UsageMeter | None = None,
 ) -> TurnOutcome:
     """`messages` is the system prompt plus history ending with the user's message.
     The reply's text is everything the model said across steps, in order, so that a
-    streamed reply and the stored one are the same text."""
+    streamed reply and the stored one are the same text. `meter` counts what each step
+    spends; the caller keeps it, so a turn cut off still knows what it spent."""
+    meter = meter or UsageMeter()
     outcome = TurnOutcome(content="")
     conversation = list(messages)
     texts: list[str] = []
-    for _ in range(max_steps):
+    used_ids: set[str] = set()
+    for step in range(1, max_steps + 1):
         started = time.perf_counter()
-        step_delta = _separated(on_delta, needs_separator=bool(texts))
-        reply = await provider.complete(
-            conversation, TOOL_SPECS, on_delta=step_delta, deadline=deadline
-        )
+        step_delta = _counted(meter, _separated(on_delta, needs_separator=bool(texts)))
+        meter.begin_step(conversation, TOOL_SPECS)
+        try:
+            reply = await provider.complete(
+                conversation, TOOL_SPECS, on_delta=step_delta, deadline=deadline
+            )
+        except AgentUnavailable:
+            meter.failed()
+            raise
+        meter.end_step(reply)
+        outcome.usage = meter.spent()
         outcome.model_seconds += time.perf_counter() - started
         outcome.steps += 1
         outcome.model = reply.model or outcome.model
-        outcome.prompt_tokens += reply.prompt_tokens
-        outcome.completion_tokens += reply.completion_tokens
+        reply.tool_calls = _keyed(reply.tool_calls, step, used_ids)
         if reply.content:
             texts.append(STEP_SEPARATOR + reply.content if texts else reply.content)
         if not reply.tool_calls:
@@ -84,6 +96,8 @@ async def run_turn(
                 "result": result,
                 "ok": bool(result.get("ok")),
             }
+            if result.get("replayed") is True:
+                record["replayed"] = True
             outcome.tool_calls.append(record)
             conversation.append(
                 {"role": "tool", "tool_call_id": call.id, "content": orjson.dumps(result).decode()}
@@ -99,6 +113,33 @@ async def run_turn(
         await on_delta(note)
     outcome.content = "".join([*texts, note])
     return outcome
+
+
+def _keyed(calls: list[ToolCallRequest], step: int, used_ids: set[str]) -> list[ToolCallRequest]:
+    """Each call's key within the turn: the model's id, or its step and position when
+    the provider gave none or repeated one."""
+    keyed = []
+    for position, call in enumerate(calls, start=1):
+        call_id = call.id if call.id and call.id not in used_ids else ""
+        call_id = call_id or fallback_call_id(step, position)
+        used_ids.add(call_id)
+        keyed.append(
+            call if call_id == call.id else ToolCallRequest(call_id, call.name, call.arguments)
+        )
+    return keyed
+
+
+def _counted(meter: UsageMeter, on_delta: DeltaSink | None) -> DeltaSink | None:
+    """Streamed text also counts as received, for an estimate if the step is cut off."""
+    if on_delta is None:
+        return None
+    sink = on_delta
+
+    async def forward(piece: str) -> None:
+        meter.received(piece)
+        await sink(piece)
+
+    return forward
 
 
 def _separated(on_delta: DeltaSink | None, *, needs_separator: bool) -> DeltaSink | None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agent.effects import EffectLedger
 from core.errors import BadUserInput, NotFound
 from core.ids import parse_global_id, to_global_id
 from core.metrics import TOOL_CALLS
@@ -42,10 +43,12 @@ class ToolError(Exception):
 @dataclass(slots=True)
 class ToolRuntime:
     """What a tool acts with: the turn's unit of work (it opens at the first tool call, so
-    nothing is locked while the model thinks before it) and the user the server bound."""
+    nothing is locked while the model thinks before it), the user the server bound, and
+    the changes earlier replies to the same question applied (replayed, not redone)."""
 
     work: UnitOfWork
     user_id: uuid.UUID
+    ledger: EffectLedger = field(default_factory=EffectLedger)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +278,9 @@ def parse_arguments(raw: str) -> dict[str, Any]:
 
 
 async def run_tool(runtime: ToolRuntime, name: str, raw_arguments: str) -> tuple[Any, ToolResult]:
-    """Runs one call in a savepoint; returns (arguments as recorded, result)."""
+    """Runs one call in a savepoint; returns (arguments as recorded, result). A change an
+    earlier reply to the same question already applied is not run again: its result is
+    the earlier one, marked `"replayed": true`."""
     # the model names the tool: only registered names become a metric label
     tool = name if name in TOOLS else "unknown"
     try:
@@ -296,6 +301,9 @@ async def _run_tool(runtime: ToolRuntime, name: str, raw_arguments: str) -> tupl
         arguments = parse_arguments(raw_arguments)
         recorded = arguments
         _check_arguments(arguments, tool.parameters)
+        earlier = runtime.ledger.take(name, arguments)
+        if earlier is not None:
+            return recorded, earlier
         async with runtime.work.savepoint() as session:
             return recorded, await tool.run(session, runtime.user_id, arguments)
     except ToolError as error:

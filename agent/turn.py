@@ -10,6 +10,14 @@ The shape of a turn, and why:
    together, or not at all (a failed turn leaves only the user's message).
 An idempotency key (`clientMessageId`) that was seen before returns the first result;
 if that turn failed, the retry runs the turn for the stored message, once.
+
+Exactly once, across a crash: a tool's changes commit only with the reply (and its
+provenance, `task_effects`), so a process killed before that commit leaves nothing of
+the turn but the question, and one killed after it leaves the whole reply, which the
+retry returns. A question answered again (regenerate, or a retry whose earlier reply is
+gone) replays the changes earlier replies applied instead of redoing them
+(`agent/effects.py`). Every run records what it spent (`agent/usage.py`), also when it
+fails or is cancelled mid-stream.
 """
 
 from __future__ import annotations
@@ -25,20 +33,23 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agent.effects import EffectLedger, effects_of
 from agent.loop import ToolCallSink, TurnOutcome, run_turn
 from agent.prompt import history_messages, system_message
 from agent.providers.base import DeltaSink, ModelProvider
 from agent.tools import ToolRuntime
+from agent.usage import TurnUsage, UsageMeter
 from core.config import Settings
 from core.errors import AgentTimeout, BadUserInput, NotFound, TaskchatError
 from core.logging import get_logger
 from core.metrics import AGENT_TURN_SECONDS, AGENT_TURNS
 from db.locks import TurnLocks
 from db.models import Conversation, Message, RunStatus
-from db.transactions import unit_of_work, write_transaction
+from db.transactions import UnitOfWork, unit_of_work, write_transaction
 from live.broker import Broker
 from services import conversations as conversation_service
 from services import messages as message_service
+from services import provenance as provenance_service
 from services import runs as run_service
 from services.validation import CLIENT_MESSAGE_ID_MAX, clean_optional_text, clean_text
 
@@ -127,7 +138,9 @@ class Assistant:
                     raise
             else:
                 await self._saved(user_message, listener)
-                reply = await self._answer(session, user_id, user_message, run_id, listener)
+                reply = await self._answer(
+                    session, user_id, user_message, run_id, listener, answered_before=False
+                )
         if duplicate_of is not None:
             return await self._replay(session, user_id, duplicate_of, conversation_id, listener)
         return TurnRows(await self._reload(session, user_id, conversation.id), user_message, reply)
@@ -223,23 +236,36 @@ class Assistant:
         listener: TurnListener,
         *,
         replaces: Message | None = None,
+        answered_before: bool = True,
     ) -> Message:
-        """The model's answer to `question`, stored with the task changes it made in one
-        unit of work; on any failure nothing of it stays and the run is marked."""
+        """The model's answer to `question`, stored with the task changes it made (and
+        their provenance) in one unit of work; on any failure nothing of it stays and the
+        run is marked, with what the turn spent. `answered_before=False` (a question just
+        stored) skips looking for changes earlier replies applied."""
         started = time.perf_counter()
+        meter = UsageMeter()
         try:
             async with unit_of_work(session) as work:
                 outcome = await self._run_model(
-                    session, ToolRuntime(work, user_id), question, listener
+                    session, work, user_id, question, listener, meter, answered_before
                 )
                 meta = self._reply_metadata(outcome, run_id, started, replaces)
                 stored = await work.session()
                 reply = await message_service.add_reply(
                     stored, question, outcome.content, outcome.tool_calls, meta, replaces=replaces
                 )
-                await run_service.finish_run(stored, run_id, RunStatus.COMPLETED)
+                await provenance_service.record_effects(
+                    stored, user_id, reply.id, effects_of(outcome.tool_calls)
+                )
+                await run_service.finish_run(
+                    stored,
+                    run_id,
+                    RunStatus.COMPLETED,
+                    usage=_run_usage(outcome.usage, started),
+                    reply_id=reply.id,
+                )
         except BaseException as error:
-            await self._record_failure(session, run_id, error)
+            await self._record_failure(session, run_id, error, _run_usage(meter.spent(), started))
             AGENT_TURNS.labels(self._provider.name, _outcome(error)).inc()
             raise
         AGENT_TURNS.labels(self._provider.name, "ok").inc()
@@ -250,9 +276,12 @@ class Assistant:
     async def _run_model(
         self,
         session: AsyncSession,
-        runtime: ToolRuntime,
+        work: UnitOfWork,
+        user_id: uuid.UUID,
         question: Message,
         listener: TurnListener,
+        meter: UsageMeter,
+        answered_before: bool,
     ) -> TurnOutcome:
         """The history up to the question (a reply being replaced comes later), then the
         model and its tools under the turn deadline."""
@@ -260,17 +289,20 @@ class Assistant:
             history = await message_service.history(
                 session, question.conversation_id, self._settings.history_limit, question.seq
             )
+            earlier = await message_service.replies_to(session, question) if answered_before else []
+        ledger = EffectLedger(record for reply in earlier for record in reply.tool_calls or [])
         prompt = [system_message(date.today()), *history_messages(history)]
         try:
             async with asyncio.timeout(self._settings.agent_timeout_seconds) as budget:
                 return await run_turn(
                     self._provider,
                     prompt,
-                    runtime,
+                    ToolRuntime(work, user_id, ledger),
                     max_steps=self._settings.agent_max_steps,
                     on_delta=listener.delta,
                     on_tool_call=listener.tool_call_completed,
                     deadline=budget.when(),
+                    meter=meter,
                 )
         except TimeoutError:
             raise AgentTimeout() from None
@@ -286,8 +318,9 @@ class Assistant:
             "provider": self._provider.name,
             "model": outcome.model,
             "usage": {
-                "prompt_tokens": outcome.prompt_tokens,
-                "completion_tokens": outcome.completion_tokens,
+                "prompt_tokens": outcome.usage.prompt_tokens,
+                "completion_tokens": outcome.usage.completion_tokens,
+                "estimated": outcome.usage.estimated,
             },
             "latency_ms": round((time.perf_counter() - started) * 1000, 1),
             "model_ms": round(outcome.model_seconds * 1000, 1),
@@ -301,22 +334,31 @@ class Assistant:
         return meta
 
     async def _record_failure(
-        self, session: AsyncSession, run_id: uuid.UUID, error: BaseException
+        self,
+        session: AsyncSession,
+        run_id: uuid.UUID,
+        error: BaseException,
+        usage: run_service.RunUsage,
     ) -> None:
         status = (
             RunStatus.CANCELLED if isinstance(error, asyncio.CancelledError) else RunStatus.FAILED
         )
         try:
             # shielded: a cancelled stream must still leave its run marked
-            await asyncio.shield(self._mark_run(session, run_id, status, _outcome(error)))
+            await asyncio.shield(self._mark_run(session, run_id, status, _outcome(error), usage))
         except Exception:
             log.warning("could not record a failed run", run_id=str(run_id))
 
     async def _mark_run(
-        self, session: AsyncSession, run_id: uuid.UUID, status: RunStatus, code: str
+        self,
+        session: AsyncSession,
+        run_id: uuid.UUID,
+        status: RunStatus,
+        code: str,
+        usage: run_service.RunUsage,
     ) -> None:
         async with write_transaction(session):
-            await run_service.finish_run(session, run_id, status, code)
+            await run_service.finish_run(session, run_id, status, code, usage=usage)
 
     async def _reload(
         self, session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID
@@ -328,6 +370,18 @@ class Assistant:
         if conversation is None:  # deleted while the turn ran
             raise NotFound("conversation")
         return conversation
+
+
+def _run_usage(usage: TurnUsage, started: float) -> run_service.RunUsage:
+    """What a run spent, as its record keeps it (also for a reply cut off mid-stream)."""
+    return run_service.RunUsage(
+        model=usage.model or None,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        estimated=usage.estimated,
+        latency_ms=round((time.perf_counter() - started) * 1000),
+        spent=usage.steps > 0,
+    )
 
 
 def _outcome(error: BaseException) -> str:

@@ -38,6 +38,11 @@ AGENT_TURN_SECONDS = Histogram(
     ["provider"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+REPLY_FEEDBACK = Counter(
+    "taskchat_reply_feedback_total",
+    "Ratings given to assistant replies (a changed rating counts again), by rating.",
+    ["rating"],
+)
 WS_CONNECTIONS = Gauge("taskchat_ws_connections", "Open WebSocket connections.")
 MODEL_TOKENS = Counter(
     "taskchat_model_tokens_total",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,14 +54,66 @@ async def start_run(
 
 
 async def finish_run(
-    session: AsyncSession, run_id: uuid.UUID, status: RunStatus, error_code: str | None = None
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    status: RunStatus,
+    error_code: str | None = None,
+    *,
+    reply_id: uuid.UUID | None = None,
+    latency_ms: int | None = None,
+    spent: dict[str, Any] | None = None,
 ) -> None:
+    """Marks the run; `spent` sets its usage columns (model, prompt_tokens,
+    completion_tokens, usage_estimated)."""
     run = await session.get(AgentRun, run_id)
-    if run is not None:
-        run.status = status
-        run.error_code = error_code
-        run.finished_at = utcnow()
-        await session.flush()
+    if run is None:
+        return
+    run.status = status
+    run.error_code = error_code
+    run.finished_at = utcnow()
+    if reply_id is not None:
+        run.reply_id = reply_id
+    if latency_ms is not None:
+        run.latency_ms = latency_ms
+    for column, value in (spent or {}).items():
+        setattr(run, column, value)
+    await session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    turns: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+async def usage_totals(
+    session: AsyncSession, user_id: uuid.UUID, since: datetime | None
+) -> UsageTotals:
+    """The user's runs that spent tokens (since `since`), summed: one statement."""
+    conditions = [AgentRun.user_id == user_id, AgentRun.prompt_tokens.is_not(None)]
+    if since is not None:
+        conditions.append(AgentRun.created_at >= since)
+    turns, prompt, completion = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(AgentRun.prompt_tokens), 0),
+                func.coalesce(func.sum(AgentRun.completion_tokens), 0),
+            ).where(*conditions)
+        )
+    ).one()
+    return UsageTotals(int(turns), int(prompt or 0), int(completion or 0))
+
+
+async def runs_of_replies(
+    session: AsyncSession, user_id: uuid.UUID, reply_ids: Sequence[uuid.UUID]
+) -> list[AgentRun]:
+    return list(
+        await session.scalars(
+            select(AgentRun).where(AgentRun.reply_id.in_(reply_ids), AgentRun.user_id == user_id)
+        )
+    )
 
 
 WINDOW = timedelta(minutes=1)

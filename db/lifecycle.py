@@ -16,7 +16,17 @@ from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import AgentRun, Base, Conversation, ConversationStatus, Message, Task, User
+from db.models import (
+    AgentRun,
+    Base,
+    Conversation,
+    ConversationStatus,
+    Message,
+    ReplyFeedback,
+    Task,
+    TaskEffect,
+    User,
+)
 
 Row = TypeVar("Row", bound=Base)
 
@@ -140,5 +150,12 @@ async def owned_page(
     return list(await session.scalars(stmt.order_by(key).limit(limit)))
 
 
-OWNED_TABLES: tuple[type[Base], ...] = (AgentRun, Message, Conversation, Task)
+OWNED_TABLES: tuple[type[Base], ...] = (
+    TaskEffect,
+    ReplyFeedback,
+    AgentRun,
+    Message,
+    Conversation,
+    Task,
+)
 """The tables a user owns rows in, in an order that deletes children first."""

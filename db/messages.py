@@ -136,6 +136,16 @@ async def live_reply_to(session: AsyncSession, user_message_id: uuid.UUID) -> Me
     )
 
 
+async def replies_to(session: AsyncSession, user_message_id: uuid.UUID) -> list[Message]:
+    """Every reply the question got, retired (regenerated) ones too, oldest first."""
+    rows = await session.scalars(
+        select(Message)
+        .where(Message.parent_id == user_message_id, Message.role == MessageRole.ASSISTANT)
+        .order_by(Message.seq)
+    )
+    return list(rows)
+
+
 async def last_live_message(session: AsyncSession, conversation_id: uuid.UUID) -> Message | None:
     return await session.scalar(
         select(Message)

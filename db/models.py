@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Enum,
     ForeignKey,
     Index,
@@ -64,6 +65,19 @@ class MessageStatus(enum.StrEnum):
 
 class TaskStatus(enum.StrEnum):
     PENDING = "PENDING"
+    COMPLETED = "COMPLETED"
+
+
+class Rating(enum.StrEnum):
+    UP = "UP"
+    DOWN = "DOWN"
+
+
+class EffectKind(enum.StrEnum):
+    """What a tool call did to a task (a deleted task keeps no record)."""
+
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
     COMPLETED = "COMPLETED"
 
 
@@ -179,10 +193,15 @@ class Task(Base):
 
 class AgentRun(Base):
     """One run of the agent (a turn). Rate limits count these across instances; a
-    future stop request marks the running row."""
+    future stop request marks the running row. It keeps what the turn spent (tokens,
+    summed over its steps; estimated when the provider sent no counts), whether the
+    turn ended with a reply or not, and the reply it produced."""
 
     __tablename__ = "agent_runs"
-    __table_args__ = (Index("ix_agent_runs_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_agent_runs_user_created", "user_id", "created_at"),
+        Index("ix_agent_runs_reply_id", "reply_id"),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -198,3 +217,50 @@ class AgentRun(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reply_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL")
+    )
+    model: Mapped[str | None] = mapped_column(String(255))
+    #: null until the turn has spent something (a run refused before the model has none)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    usage_estimated: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class TaskEffect(Base):
+    """Provenance: which reply's tool call created or changed a task. The key of an
+    effect is (reply, tool call id): one reply never records the same call twice."""
+
+    __tablename__ = "task_effects"
+    __table_args__ = (
+        UniqueConstraint("message_id", "tool_call_id"),
+        Index("ix_task_effects_task_id", "task_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    tool_call_id: Mapped[str] = mapped_column(String(255))
+    #: the call's place in its reply, so a reply lists its tasks in the order it touched them
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[EffectKind] = mapped_column(_enum(EffectKind, "effect_kind"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReplyFeedback(Base):
+    """A user's rating of an assistant reply: one per user and reply, changeable."""
+
+    __tablename__ = "reply_feedback"
+    __table_args__ = (UniqueConstraint("message_id", "user_id"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    rating: Mapped[Rating] = mapped_column(_enum(Rating, "rating"))
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -10,10 +10,13 @@ from typing import Protocol, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
+from db import agent_runs as run_queries
 from db import conversations as conversation_queries
+from db import feedback as feedback_queries
 from db import messages as message_queries
+from db import task_effects as effect_queries
 from db import tasks as task_queries
-from db.models import Conversation, Message, Task
+from db.models import AgentRun, Conversation, Message, ReplyFeedback, Task
 
 T = TypeVar("T")
 
@@ -32,6 +35,10 @@ class Loaders:
         self.last_message_by_conversation = LastMessageByConversation(reads)
         self.message_by_id = MessageById(reads)
         self.task_by_id = TaskById(reads)
+        self.run_by_reply = RunByReply(reads)
+        self.feedback_by_message = FeedbackByMessage(reads)
+        self.origin_by_task = OriginByTask(reads)
+        self.affected_tasks_by_message = AffectedTasksByMessage(reads)
 
 
 RowT = TypeVar("RowT", Conversation, Message, Task)
@@ -86,5 +93,61 @@ class LastMessageByConversation(DataLoader[uuid.UUID, Message | None]):
                 lambda session: message_queries.last_messages(session, user_id, keys)
             )
             return [newest.get(key) for key in keys]
+
+        super().__init__(load_fn=load)
+
+
+class RunByReply(DataLoader[uuid.UUID, AgentRun | None]):
+    """The run that produced each reply (its usage)."""
+
+    def __init__(self, reads: Reads) -> None:
+        async def load(keys: Sequence[uuid.UUID]) -> list[AgentRun | None]:
+            user_id = await reads.user_id()
+            runs = await reads.read(
+                lambda session: run_queries.runs_of_replies(session, user_id, keys)
+            )
+            found = {run.reply_id: run for run in runs}
+            return [found.get(key) for key in keys]
+
+        super().__init__(load_fn=load)
+
+
+class FeedbackByMessage(DataLoader[uuid.UUID, ReplyFeedback | None]):
+    """The current user's rating of each reply."""
+
+    def __init__(self, reads: Reads) -> None:
+        async def load(keys: Sequence[uuid.UUID]) -> list[ReplyFeedback | None]:
+            user_id = await reads.user_id()
+            rows = await reads.read(
+                lambda session: feedback_queries.feedback_of(session, user_id, keys)
+            )
+            found = {row.message_id: row for row in rows}
+            return [found.get(key) for key in keys]
+
+        super().__init__(load_fn=load)
+
+
+class OriginByTask(DataLoader[uuid.UUID, tuple[Message, str] | None]):
+    """The live reply (and its tool call id) that created each task."""
+
+    def __init__(self, reads: Reads) -> None:
+        async def load(keys: Sequence[uuid.UUID]) -> list[tuple[Message, str] | None]:
+            user_id = await reads.user_id()
+            found = await reads.read(lambda session: effect_queries.origins(session, user_id, keys))
+            return [found.get(key) for key in keys]
+
+        super().__init__(load_fn=load)
+
+
+class AffectedTasksByMessage(DataLoader[uuid.UUID, list[Task]]):
+    """The tasks each reply's tool calls created or changed."""
+
+    def __init__(self, reads: Reads) -> None:
+        async def load(keys: Sequence[uuid.UUID]) -> list[list[Task]]:
+            user_id = await reads.user_id()
+            found = await reads.read(
+                lambda session: effect_queries.affected_tasks(session, user_id, keys)
+            )
+            return [found.get(key, []) for key in keys]
 
         super().__init__(load_fn=load)

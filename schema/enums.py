@@ -10,7 +10,9 @@ from db import models
 strawberry.enum(models.ConversationStatus, name="ConversationStatus")
 strawberry.enum(models.MessageRole, name="MessageRole")
 strawberry.enum(models.TaskStatus, name="TaskStatus")
+strawberry.enum(models.Rating, name="Rating")
 
 ConversationStatus = models.ConversationStatus
 MessageRole = models.MessageRole
 TaskStatus = models.TaskStatus
+Rating = models.Rating

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from schema.enums import Rating
 from schema.types import Conversation, Message, Task
 
 
@@ -80,3 +81,15 @@ class TaskIdInput:
 @strawberry.type
 class TaskPayload:
     task: Task
+
+
+@strawberry.input
+class RateReplyInput:
+    message_id: strawberry.ID
+    rating: Rating
+    comment: str | None = strawberry.field(default=None, description="At most 2000 characters.")
+
+
+@strawberry.type
+class RateReplyPayload:
+    message: Message

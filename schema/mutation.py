@@ -9,6 +9,7 @@ from core.ids import to_global_id
 from db.models import ConversationStatus, TaskStatus
 from resolvers import chat as chat_resolvers
 from resolvers import conversations as conversation_resolvers
+from resolvers import records as record_resolvers
 from resolvers import tasks as task_resolvers
 from resolvers.context import Context
 from schema.inputs import (
@@ -17,6 +18,8 @@ from schema.inputs import (
     CreateConversationInput,
     CreateTaskInput,
     DeletePayload,
+    RateReplyInput,
+    RateReplyPayload,
     RegenerateReplyInput,
     RenameConversationInput,
     SendMessageInput,
@@ -121,3 +124,13 @@ class Mutation:
     async def delete_task(self, info: Ctx, input: TaskIdInput) -> DeletePayload:
         row_id = await task_resolvers.delete_task(info.context, input.id)
         return DeletePayload(deleted_id=strawberry.ID(to_global_id("Task", row_id)))
+
+    @strawberry.mutation(
+        description="One rating per user and reply; a second call changes it. Rating a USER "
+        "message is BAD_USER_INPUT."
+    )
+    async def rate_reply(self, info: Ctx, input: RateReplyInput) -> RateReplyPayload:
+        message, _ = await record_resolvers.rate_reply(
+            info.context, input.message_id, input.rating, input.comment
+        )
+        return RateReplyPayload(message=Message.from_row(message))

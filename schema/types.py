@@ -13,9 +13,10 @@ from strawberry.types import Info
 from core.ids import to_global_id
 from db import models
 from resolvers import messages as message_resolvers
+from resolvers import records as record_resolvers
 from resolvers.context import Context
 from resolvers.pagination import PageResult
-from schema.enums import ConversationStatus, MessageRole, TaskStatus
+from schema.enums import ConversationStatus, MessageRole, Rating, TaskStatus
 
 T = TypeVar("T")
 
@@ -66,9 +67,30 @@ class Connection(Generic[T]):
         )
 
 
+@strawberry.type(description="Tokens summed over the viewer's turns.")
+class UsageTotals:
+    turns: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
 @strawberry.type
 class User(Node):
     created_at: datetime
+
+    @strawberry.field(
+        description="What the viewer's turns spent (since `since` when given): every turn "
+        "that reached the model, failed and cancelled ones too."
+    )
+    async def usage(self, info: Info[Context, None], since: datetime | None = None) -> UsageTotals:
+        totals = await record_resolvers.usage_totals(info.context, since)
+        return UsageTotals(
+            turns=totals.turns,
+            prompt_tokens=totals.prompt_tokens,
+            completion_tokens=totals.completion_tokens,
+            total_tokens=totals.prompt_tokens + totals.completion_tokens,
+        )
 
     @classmethod
     def from_row(cls, row: models.User) -> User:
@@ -95,6 +117,48 @@ class ToolCall:
 
 
 @strawberry.type
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    model: str | None
+    latency_ms: int | None
+    estimated: bool = strawberry.field(
+        description="true when the provider sent no counts (e.g. a stop mid-stream) and "
+        "they were estimated"
+    )
+
+    @classmethod
+    def from_run(cls, run: models.AgentRun) -> Usage:
+        prompt, completion = run.prompt_tokens or 0, run.completion_tokens or 0
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            model=run.model,
+            latency_ms=run.latency_ms,
+            estimated=run.usage_estimated,
+        )
+
+
+@strawberry.type
+class Feedback:
+    rating: Rating
+    comment: str | None
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: models.ReplyFeedback) -> Feedback:
+        return cls(rating=row.rating, comment=row.comment, updated_at=row.updated_at)
+
+
+@strawberry.type(description="The chat reply whose tool call created a task.")
+class TaskOrigin:
+    message: Message
+    tool_call: ToolCall
+
+
+@strawberry.type
 class Message(Node):
     role: MessageRole
     content: str
@@ -113,6 +177,31 @@ class Message(Node):
     async def conversation(self, info: Info[Context, None]) -> Conversation:
         row = await message_resolvers.conversation_of(info.context, self.row)
         return Conversation.from_row(row)
+
+    @strawberry.field(description="The question a reply answers; null for USER messages.")
+    async def reply_to(self, info: Info[Context, None]) -> Message | None:
+        row = await record_resolvers.reply_to(info.context, self.row)
+        return None if row is None else Message.from_row(row)
+
+    @strawberry.field(
+        description="ASSISTANT only: tokens spent on this reply (summed over its steps)."
+    )
+    async def usage(self, info: Info[Context, None]) -> Usage | None:
+        run = await record_resolvers.run_of(info.context, self.row)
+        return None if run is None else Usage.from_run(run)
+
+    @strawberry.field(description="The viewer's rating of this reply.")
+    async def feedback(self, info: Info[Context, None]) -> Feedback | None:
+        row = await record_resolvers.feedback_of(info.context, self.row)
+        return None if row is None else Feedback.from_row(row)
+
+    @strawberry.field(
+        description="Tasks that this reply's tool calls created or changed (deleted tasks "
+        "are not listed)."
+    )
+    async def affected_tasks(self, info: Info[Context, None]) -> list[Task]:
+        rows = await record_resolvers.affected_tasks(info.context, self.row)
+        return [Task.from_row(row) for row in rows]
 
     @classmethod
     def from_row(cls, row: models.Message) -> Message:
@@ -179,6 +268,19 @@ class Task(Node):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    row: strawberry.Private[models.Task]
+
+    @strawberry.field(description="Null for tasks made by mutations.")
+    async def origin(self, info: Info[Context, None]) -> TaskOrigin | None:
+        found = await record_resolvers.origin_of(info.context, self.row)
+        if found is None:
+            return None
+        message, tool_call_id = found
+        record = next(
+            (call for call in message.tool_calls or [] if call.get("id") == tool_call_id),
+            {"id": tool_call_id},
+        )
+        return TaskOrigin(message=Message.from_row(message), tool_call=ToolCall.from_record(record))
 
     @classmethod
     def from_row(cls, row: models.Task) -> Task:
@@ -190,6 +292,7 @@ class Task(Node):
             created_at=row.created_at,
             updated_at=row.updated_at,
             completed_at=row.completed_at,
+            row=row,
         )
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.ids import to_global_id
 from db import lifecycle as lifecycle_queries
 from db import users as user_queries
-from db.models import AgentRun, Conversation, Message, Task, User
+from db.models import AgentRun, Conversation, Message, ReplyFeedback, Task, User
 from db.transactions import write_transaction
 from db.types import utcnow
 from live.broker import Broker
@@ -178,6 +178,7 @@ async def export_user(
         messages = await _all_owned(session, Message, user.id, batch_size)
         tasks = await _all_owned(session, Task, user.id, batch_size)
         runs = await _all_owned(session, AgentRun, user.id, batch_size)
+        feedback = await _all_owned(session, ReplyFeedback, user.id, batch_size)
     conversations.sort(key=lambda row: (row.created_at, row.id))
     messages.sort(key=lambda row: (str(row.conversation_id), row.seq))
     tasks.sort(key=lambda row: (row.created_at, row.id))
@@ -188,6 +189,9 @@ async def export_user(
         "messages": [_message(row) for row in messages],
         "tasks": [_task(row) for row in tasks],
         "agentRuns": [_run(row) for row in runs],
+        "feedback": [
+            _feedback(row) for row in sorted(feedback, key=lambda r: (r.created_at, r.id))
+        ],
     }
 
 
@@ -272,6 +276,22 @@ def _run(row: AgentRun) -> dict[str, Any]:
         "errorCode": row.error_code,
         "createdAt": _time(row.created_at),
         "finishedAt": _time(row.finished_at),
+        "replyId": _gid("Message", row.reply_id),
+        "model": row.model,
+        "promptTokens": row.prompt_tokens,
+        "completionTokens": row.completion_tokens,
+        "usageEstimated": row.usage_estimated,
+        "latencyMs": row.latency_ms,
+    }
+
+
+def _feedback(row: ReplyFeedback) -> dict[str, Any]:
+    return {
+        "messageId": _gid("Message", row.message_id),
+        "rating": row.rating.value,
+        "comment": row.comment,
+        "createdAt": _time(row.created_at),
+        "updatedAt": _time(row.updated_at),
     }
 
 

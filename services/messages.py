@@ -64,6 +64,11 @@ async def live_reply_to(session: AsyncSession, question: Message) -> Message | N
     return await message_queries.live_reply_to(session, question.id)
 
 
+async def replies_to(session: AsyncSession, question: Message) -> list[Message]:
+    """The replies `question` got so far, retired ones too (what their tools did stays)."""
+    return await message_queries.replies_to(session, question.id)
+
+
 async def history(
     session: AsyncSession, conversation_id: uuid.UUID, limit: int, up_to_seq: int
 ) -> list[Message]:

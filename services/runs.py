@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,10 +41,51 @@ async def start_run(
     return run.id
 
 
+@dataclass(frozen=True, slots=True)
+class RunUsage:
+    """What a run spent. `spent` is false for a run that never got a model step (its
+    counts stay unknown: it is no turn in the user's totals)."""
+
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool
+    latency_ms: int
+    spent: bool = True
+
+
 async def finish_run(
-    session: AsyncSession, run_id: uuid.UUID, status: RunStatus, error_code: str | None = None
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    status: RunStatus,
+    error_code: str | None = None,
+    *,
+    usage: RunUsage | None = None,
+    reply_id: uuid.UUID | None = None,
 ) -> None:
-    await run_queries.finish_run(session, run_id, status, error_code)
+    spent = None
+    if usage is not None and usage.spent:
+        spent = {
+            "model": usage.model,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "usage_estimated": usage.estimated,
+        }
+    await run_queries.finish_run(
+        session,
+        run_id,
+        status,
+        error_code,
+        reply_id=reply_id,
+        latency_ms=usage.latency_ms if usage is not None else None,
+        spent=spent,
+    )
+
+
+async def usage_totals(
+    session: AsyncSession, user_id: uuid.UUID, since: datetime | None
+) -> run_queries.UsageTotals:
+    return await run_queries.usage_totals(session, user_id, since)
 
 
 #: error code of a run whose process died mid-turn (kill -9, crash, power loss)

@@ -14,6 +14,7 @@ TASK_TITLE_MAX = 500
 DESCRIPTION_MAX = 5000
 CLIENT_MESSAGE_ID_MAX = 255
 SEARCH_MAX = 200
+FEEDBACK_COMMENT_MAX = 2000
 
 
 def clean_text(value: str, field: str, max_chars: int) -> str:

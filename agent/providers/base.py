@@ -27,13 +27,16 @@ class ToolCallRequest:
 
 @dataclass(slots=True)
 class ModelReply:
-    """One model step: either text for the user, tool calls to run, or both."""
+    """One model step: either text for the user, tool calls to run, or both. The token
+    counts are the provider's, `None` when it sent none (the turn estimates them then);
+    `tokens_estimated` when the provider's counts are themselves an estimate."""
 
     content: str
     tool_calls: list[ToolCallRequest] = field(default_factory=list)
     model: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tokens_estimated: bool = False
 
 
 class ModelProvider(Protocol):

@@ -207,8 +207,8 @@ class GroqProvider:
                 for call in message.tool_calls or []
             ],
             model=completion.model or model,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
         )
 
     async def _stream(
@@ -224,6 +224,7 @@ class GroqProvider:
             async for chunk in stream:
                 reply.model = chunk.model or reply.model
                 usage = getattr(chunk.x_groq, "usage", None) if chunk.x_groq else None
+                usage = usage or getattr(chunk, "usage", None)  # stream_options.include_usage
                 if usage is not None:
                     reply.prompt_tokens = usage.prompt_tokens
                     reply.completion_tokens = usage.completion_tokens

@@ -21,9 +21,12 @@ class MeteredProvider:
         deadline: float | None = None,
     ) -> ModelReply:
         reply = await self._inner.complete(messages, tools, on_delta=on_delta, deadline=deadline)
-        # the configured model, not the one the reply names: labels stay bounded
-        MODEL_TOKENS.labels(self.name, self._model, "prompt").inc(reply.prompt_tokens)
-        MODEL_TOKENS.labels(self.name, self._model, "completion").inc(reply.completion_tokens)
+        # the configured model, not the one the reply names: labels stay bounded; only
+        # counts the provider reported (the turn's estimates are in its usage, not here)
+        if reply.prompt_tokens is not None:
+            MODEL_TOKENS.labels(self.name, self._model, "prompt").inc(reply.prompt_tokens)
+        if reply.completion_tokens is not None:
+            MODEL_TOKENS.labels(self.name, self._model, "completion").inc(reply.completion_tokens)
         return reply
 
     async def aclose(self) -> None:

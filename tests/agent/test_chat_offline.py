@@ -268,7 +268,8 @@ async def test_regenerate_replaces_the_last_reply_and_reruns_the_turn(alice: Gra
     assert [m["id"] for m in messages] == [sent["userMessage"]["id"], new_reply["id"]]
     node = await alice.data("query($id: ID!) { node(id: $id) { id } }", {"id": old_reply["id"]})
     assert node == {"node": None}
-    # the turn ran again: its tool call added a second task, and the new reply says so
+    # the turn ran again, but the task its tool call added is not added twice: the new
+    # reply's tool result is what had happened, marked as replayed
     [old_call] = old_reply["toolCalls"]
     [new_call] = new_reply["toolCalls"]
     assert (new_call["name"], new_call["arguments"], new_call["ok"]) == (
@@ -276,11 +277,11 @@ async def test_regenerate_replaces_the_last_reply_and_reruns_the_turn(alice: Gra
         {"title": "buy milk"},
         True,
     )
-    assert new_call["result"]["task"]["id"] != old_call["result"]["task"]["id"]
+    assert new_call["result"]["task"]["id"] == old_call["result"]["task"]["id"]
+    assert new_call["result"]["replayed"] is True
+    assert "replayed" not in old_call["result"]
     tasks = (await alice.data(TASKS))["tasks"]["edges"]
-    assert sorted(edge["node"]["id"] for edge in tasks) == sorted(
-        [old_call["result"]["task"]["id"], new_call["result"]["task"]["id"]]
-    )
+    assert [edge["node"]["id"] for edge in tasks] == [old_call["result"]["task"]["id"]]
 
 
 async def test_regenerate_on_an_empty_conversation_is_bad_user_input(alice: GraphQLClient) -> None:

@@ -529,7 +529,7 @@ async def test_reply_metadata_records_model_usage_and_latency(
     meta = await stored_metadata(database_urls[backend], reply["id"])
     assert meta["provider"] == "groq"
     assert meta["model"] == DEFAULT_GROQ_MODEL  # the model the stand-in answered as
-    assert meta["usage"] == {"prompt_tokens": 270, "completion_tokens": 26}
+    assert meta["usage"] == {"prompt_tokens": 270, "completion_tokens": 26, "estimated": False}
     assert meta["steps"] == 2
     latency, model_time = meta["latency_ms"], meta["model_ms"]
     assert isinstance(latency, int | float)

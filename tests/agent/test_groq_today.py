@@ -307,7 +307,7 @@ async def test_streamed_reasoning_is_not_streamed_and_usage_comes_from_the_last_
     assert reply["content"] == "Added it."
     assert "SECRET-PLAN" not in json.dumps(standin.chat_requests[1].body)
     meta = await stored_metadata(database_urls[backend], reply["id"])
-    assert meta["usage"] == {"prompt_tokens": 90, "completion_tokens": 8}
+    assert meta["usage"] == {"prompt_tokens": 90, "completion_tokens": 8, "estimated": False}
 
 
 async def test_tool_use_failed_is_retried_once(start_groq: StartGroq, standin: GroqStandIn) -> None:

@@ -440,10 +440,12 @@ async def test_deterministic(messages: list[ChatMessage]) -> None:
 
 
 @pytest.mark.asyncio
-async def test_token_counts() -> None:
+async def test_token_counts_are_estimates_and_say_so() -> None:
     reply = await ask([user("what's the weather today")])
-    assert reply.prompt_tokens == 4
-    assert reply.completion_tokens == len(reply.content.split())
+    assert reply.tokens_estimated is True
+    assert reply.prompt_tokens is not None
+    assert reply.prompt_tokens > 0
+    assert reply.completion_tokens == -(-len(reply.content) // 4)
 
 
 @pytest.mark.asyncio

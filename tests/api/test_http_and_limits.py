@@ -159,6 +159,7 @@ async def broken_database_url(backend: str, tmp_path: Path) -> str:
     await asyncio.to_thread(run_migrations, url)
     engine = create_engine(url)
     async with engine.begin() as connection:
+        await connection.execute(text("DROP TABLE task_effects"))  # it refers to tasks
         await connection.execute(text("DROP TABLE tasks"))
     await engine.dispose()
     return url

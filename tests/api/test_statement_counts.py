@@ -366,3 +366,104 @@ async def test_brand_new_user_is_created_once_by_sibling_fields(
     # looked up, inserted, read back: once for all four fields
     assert user_lookups(statements) == 2
     assert (await client.data("{ me { id } }"))["me"]["id"] == data["me"]["id"]
+
+
+TASK_ORIGIN_PAGE = """
+query($first: Int!) {
+  tasks(first: $first) {
+    edges { node { id title origin { message { id } toolCall { id name } } } }
+  }
+}"""
+
+
+async def test_task_origins_cost_one_statement_for_a_page(
+    server_factory: ServerFactory, backend: str
+) -> None:
+    live, client = await fresh_client(server_factory)
+    conversation_id = None
+    for number in range(10):  # half by the assistant, half by mutations, interleaved
+        data = await client.data(
+            SEND, {"conversationId": conversation_id, "content": f"add task: chore {number}"}
+        )
+        conversation_id = data["sendMessage"]["conversation"]["id"]
+        await client.data(CREATE_TASK, {"title": f"task {number}"})
+
+    counts = {}
+    for size in (5, 20):
+        counts[size], data = await measure(live, client, TASK_ORIGIN_PAGE, {"first": size})
+        nodes = [edge["node"] for edge in data["tasks"]["edges"]]
+        assert len(nodes) == size
+        made_by_chat = [node for node in nodes if node["title"].startswith("chore")]
+        assert all(node["origin"]["message"]["id"] for node in made_by_chat)
+        assert all(node["origin"]["toolCall"]["name"] == "add_task" for node in made_by_chat)
+        assert all(node["origin"] is None for node in nodes if node not in made_by_chat)
+        assert len(made_by_chat) == size // 2
+    report(backend, "tasks { origin { message toolCall } }", counts)
+
+    # page, origins (the reply rows come with them)
+    assert counts[5] == counts[20]
+    assert counts[20] == 2
+
+
+REPLY_RECORDS_PAGE = """
+query($id: ID!, $first: Int!) {
+  conversation(id: $id) {
+    messages(first: $first) {
+      edges { node {
+        role
+        replyTo { id }
+        usage { totalTokens estimated }
+        feedback { rating }
+        affectedTasks { id title }
+      } }
+    }
+  }
+}"""
+RATE = """
+mutation($id: ID!) { rateReply(input: {messageId: $id, rating: UP}) { message { id } } }
+"""
+
+
+async def test_reply_records_cost_one_statement_each_for_a_page(
+    server_factory: ServerFactory, backend: str
+) -> None:
+    live, client = await fresh_client(server_factory)
+    conversation_id = None
+    for number in range(5):
+        data = await client.data(
+            SEND, {"conversationId": conversation_id, "content": f"add task: item {number}"}
+        )
+        conversation_id = data["sendMessage"]["conversation"]["id"]
+    page = await client.data(
+        "query($id: ID!) { conversation(id: $id) { messages(first: 10) { edges { node "
+        "{ id role } } } } }",
+        {"id": conversation_id},
+    )
+    replies = [
+        edge["node"]["id"]
+        for edge in page["conversation"]["messages"]["edges"]
+        if edge["node"]["role"] == "ASSISTANT"
+    ]
+    for reply_id in replies[::2]:
+        await client.data(RATE, {"id": reply_id})
+
+    counts = {}
+    for size in (3, 10):
+        variables = {"id": conversation_id, "first": size}
+        counts[size], data = await measure(live, client, REPLY_RECORDS_PAGE, variables)
+        nodes = [edge["node"] for edge in data["conversation"]["messages"]["edges"]]
+        assert len(nodes) == size
+        for node in nodes:
+            if node["role"] == "ASSISTANT":
+                assert node["replyTo"]["id"]
+                assert node["usage"]["estimated"] is True
+                [task] = node["affectedTasks"]  # the one task its add_task created
+                assert task["title"].startswith("item ")
+            else:
+                assert (node["replyTo"], node["usage"], node["feedback"]) == (None, None, None)
+        assert sum(node["feedback"] is not None for node in nodes) == (size // 2 + 1) // 2
+    report(backend, "messages { replyTo usage feedback affectedTasks }", counts)
+
+    # conversation, page, questions (replyTo), runs (usage), feedback, affected tasks
+    assert counts[3] == counts[10]
+    assert counts[10] == 6

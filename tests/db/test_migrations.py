@@ -18,7 +18,16 @@ from db.models import Base
 from main import ROOT
 from tests.conftest import BACKENDS, _recreate_pg_database, _worker
 
-EXPECTED_TABLES = {"users", "conversations", "messages", "tasks", "agent_runs", "alembic_version"}
+EXPECTED_TABLES = {
+    "users",
+    "conversations",
+    "messages",
+    "tasks",
+    "agent_runs",
+    "task_effects",
+    "reply_feedback",
+    "alembic_version",
+}
 
 
 def _config(url: str) -> Config:

@@ -29,6 +29,7 @@ from agent.providers.offline.wording import (
     not_found,
     small_talk,
 )
+from agent.usage import estimate_tokens, produced_chars, sent_chars
 
 __all__ = ["MODEL_NAME", "OfflineProvider"]
 
@@ -119,10 +120,6 @@ def _previous_turn(messages: list[ChatMessage]) -> list[ChatMessage]:
     return messages[previous + 1 : current] if previous >= 0 else []
 
 
-def _words(text: str) -> int:
-    return len(text.split())
-
-
 class OfflineProvider:
     """A :class:`~agent.providers.base.ModelProvider` that needs no model at all."""
 
@@ -192,14 +189,12 @@ class OfflineProvider:
                 await on_delta(piece)
                 await asyncio.sleep(0)
 
-        return ModelReply(
-            content=content,
-            tool_calls=tool_calls,
-            model=MODEL_NAME,
-            prompt_tokens=sum(_words(_message_text(message)) for message in messages),
-            completion_tokens=_words(content)
-            + sum(_words(call.name) + _words(call.arguments) for call in tool_calls),
-        )
+        reply = ModelReply(content=content, tool_calls=tool_calls, model=MODEL_NAME)
+        # no tokenizer here: the counts are estimates, and say so
+        reply.prompt_tokens = estimate_tokens(sent_chars(messages, tools))
+        reply.completion_tokens = estimate_tokens(produced_chars(reply))
+        reply.tokens_estimated = True
+        return reply
 
     async def aclose(self) -> None:
         return None
