@@ -5,11 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PEER_STAMP := peer/node_modules/.installed
 
-<<<<<<< HEAD
-.PHONY: run test lint typecheck format bench install peer system clean
-=======
-.PHONY: run test lint typecheck format bench install peer clean system-packages
->>>>>>> feat/neon
+.PHONY: run test lint typecheck format bench install peer system system-packages clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -38,11 +34,7 @@ system-packages:
 	scripts/ensure-system-packages.sh
 
 ## Everything CI checks: lint, types, then the whole suite on SQLite and PostgreSQL.
-<<<<<<< HEAD
-test: $(STAMP) $(PEER_STAMP) system
-=======
 test: $(STAMP) $(PEER_STAMP) system-packages
->>>>>>> feat/neon
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
