@@ -66,3 +66,13 @@ class AgentUnavailable(TaskchatError):
             super().__init__(reason, retryAfter=retry_after)
         else:
             super().__init__(reason)
+
+
+class ConversationBusy(TaskchatError):
+    code = "CONVERSATION_BUSY"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a reply is being generated in this conversation; send with onBusy: QUEUE to "
+            "wait for it or INTERRUPT to stop it"
+        )

@@ -7,13 +7,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, defer
 
 from core.errors import NotFound
 from db.conversations import next_message_seq
-from db.models import Message, MessageRole, MessageStatus
+from db.models import LISTED_STATUSES, Message, MessageRole, MessageStatus
 from db.pagination import ListSpec, Page, Window, fetch_page
 from db.types import utcnow
 
@@ -21,7 +21,13 @@ from db.types import utcnow
 MESSAGES = ListSpec.of("messages", Message.seq)
 
 
-def _live(user_id: uuid.UUID) -> Select[Message]:
+def _listed() -> ColumnElement[bool]:
+    """Lists show finished messages: a STREAMING reply is `activeReply` until it ends, a
+    FAILED one is kept for the record only."""
+    return Message.status.in_(LISTED_STATUSES)
+
+
+def _owned(user_id: uuid.UUID) -> Select[Message]:
     # soft-deleting a conversation soft-deletes its messages too, so one check suffices;
     # reads never show a message's metadata, so it is not fetched
     return (
@@ -29,6 +35,10 @@ def _live(user_id: uuid.UUID) -> Select[Message]:
         .options(defer(Message.meta, raiseload=True))
         .where(Message.user_id == user_id, Message.deleted_at.is_(None))
     )
+
+
+def _live(user_id: uuid.UUID) -> Select[Message]:
+    return _owned(user_id).where(_listed())
 
 
 async def list_messages(
@@ -47,6 +57,7 @@ async def count_messages(
             Message.conversation_id.in_(conversation_ids),
             Message.user_id == user_id,
             Message.deleted_at.is_(None),
+            _listed(),
         )
         .group_by(Message.conversation_id)
     )
@@ -59,7 +70,11 @@ async def last_messages(
     newer = aliased(Message)
     newest_seq = (
         select(func.max(newer.seq))
-        .where(newer.conversation_id == Message.conversation_id, newer.deleted_at.is_(None))
+        .where(
+            newer.conversation_id == Message.conversation_id,
+            newer.deleted_at.is_(None),
+            newer.status.in_(LISTED_STATUSES),
+        )
         .scalar_subquery()
     )
     rows = await session.scalars(
@@ -73,7 +88,34 @@ async def last_messages(
 async def get_messages(
     session: AsyncSession, user_id: uuid.UUID, message_ids: Sequence[uuid.UUID]
 ) -> list[Message]:
-    return list(await session.scalars(_live(user_id).where(Message.id.in_(message_ids))))
+    """By id (`node`, loaders, `replyStream`): whatever the status."""
+    return list(await session.scalars(_owned(user_id).where(Message.id.in_(message_ids))))
+
+
+async def active_replies(
+    session: AsyncSession, user_id: uuid.UUID, conversation_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Message]:
+    """The STREAMING reply of each conversation that has one (a turn lock makes it one)."""
+    rows = await session.scalars(
+        _owned(user_id)
+        .where(
+            Message.conversation_id.in_(conversation_ids),
+            Message.status == MessageStatus.STREAMING,
+        )
+        .order_by(Message.seq)
+    )
+    return {message.conversation_id: message for message in rows}
+
+
+async def streaming_replies(session: AsyncSession, conversation_id: uuid.UUID) -> list[Message]:
+    return list(
+        await session.scalars(
+            select(Message).where(
+                Message.conversation_id == conversation_id,
+                Message.status == MessageStatus.STREAMING,
+            )
+        )
+    )
 
 
 async def recent_history(
@@ -86,6 +128,7 @@ async def recent_history(
             Message.conversation_id == conversation_id,
             Message.deleted_at.is_(None),
             Message.seq <= up_to_seq,
+            _listed(),
         )
         .order_by(Message.seq.desc())
         .limit(limit)
@@ -105,14 +148,16 @@ async def find_by_client_message_id(
 
 async def live_reply_to(session: AsyncSession, user_message_id: uuid.UUID) -> Message | None:
     return await session.scalar(
-        select(Message).where(Message.parent_id == user_message_id, Message.deleted_at.is_(None))
+        select(Message).where(
+            Message.parent_id == user_message_id, Message.deleted_at.is_(None), _listed()
+        )
     )
 
 
 async def last_live_message(session: AsyncSession, conversation_id: uuid.UUID) -> Message | None:
     return await session.scalar(
         select(Message)
-        .where(Message.conversation_id == conversation_id, Message.deleted_at.is_(None))
+        .where(Message.conversation_id == conversation_id, Message.deleted_at.is_(None), _listed())
         .order_by(Message.seq.desc())
         .limit(1)
     )
@@ -129,6 +174,7 @@ async def add_message(
     parent_id: uuid.UUID | None = None,
     client_message_id: str | None = None,
     meta: dict[str, Any] | None = None,
+    status: MessageStatus = MessageStatus.COMPLETED,
 ) -> Message:
     now = utcnow()
     seq = await next_message_seq(session, conversation_id, now)
@@ -140,7 +186,7 @@ async def add_message(
         user_id=user_id,
         seq=seq,
         role=role,
-        status=MessageStatus.COMPLETE,
+        status=status,
         content=content,
         tool_calls=tool_calls or [],
         parent_id=parent_id,
@@ -151,6 +197,31 @@ async def add_message(
     session.add(message)
     await session.flush()
     return message
+
+
+async def finish_reply(
+    session: AsyncSession,
+    reply_id: uuid.UUID,
+    *,
+    status: MessageStatus,
+    content: str,
+    tool_calls: list[dict[str, Any]],
+    meta: dict[str, Any],
+) -> Message:
+    """A STREAMING reply's end (its row was committed when the turn started answering)."""
+    stored = await session.get(Message, reply_id, populate_existing=True)
+    if stored is None:
+        raise NotFound("message")
+    stored.status = status
+    stored.content = content
+    stored.tool_calls = tool_calls
+    stored.meta = {**(stored.meta or {}), **meta}
+    await session.flush()
+    return stored
+
+
+async def get_message(session: AsyncSession, message_id: uuid.UUID) -> Message | None:
+    return await session.get(Message, message_id, populate_existing=True)
 
 
 async def soft_delete_message(session: AsyncSession, message_id: uuid.UUID) -> None:

@@ -18,7 +18,15 @@ from db.models import Base
 from main import ROOT
 from tests.conftest import BACKENDS, _recreate_pg_database, _worker
 
-EXPECTED_TABLES = {"users", "conversations", "messages", "tasks", "agent_runs", "alembic_version"}
+EXPECTED_TABLES = {
+    "users",
+    "conversations",
+    "messages",
+    "reply_chunks",
+    "tasks",
+    "agent_runs",
+    "alembic_version",
+}
 
 
 def _config(url: str) -> Config:
