@@ -20,9 +20,10 @@ class SendMessageInput:
         description="Idempotency key: a retry with the same key returns the first result "
         "and runs nothing twice.",
     )
-    on_busy: BusyPolicy = strawberry.field(
+    on_busy: BusyPolicy | None = strawberry.field(
         default=BusyPolicy.QUEUE,
-        description="What to do when a reply is still being generated in the conversation.",
+        description="What to do when a reply is still being generated in the conversation "
+        "(null: QUEUE).",
     )
 
 

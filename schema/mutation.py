@@ -11,6 +11,7 @@ from resolvers import chat as chat_resolvers
 from resolvers import conversations as conversation_resolvers
 from resolvers import tasks as task_resolvers
 from resolvers.context import Context
+from schema.enums import BusyPolicy
 from schema.inputs import (
     ConversationIdInput,
     ConversationPayload,
@@ -52,7 +53,7 @@ class Mutation:
             input.conversation_id,
             input.content,
             input.client_message_id,
-            on_busy=input.on_busy,
+            on_busy=input.on_busy or BusyPolicy.QUEUE,
         )
         return _turn_payload(turn)
 

@@ -13,6 +13,7 @@ from core.ids import to_global_id
 from db import models
 from resolvers import live as live_resolvers
 from resolvers.context import Context
+from schema.enums import BusyPolicy
 from schema.inputs import SendMessageInput
 from schema.types import Conversation, Message, ToolCall
 
@@ -133,7 +134,7 @@ class Subscription:
             input.conversation_id,
             input.content,
             input.client_message_id,
-            input.on_busy,
+            input.on_busy or BusyPolicy.QUEUE,
         ):
             yield _event(event)
 
