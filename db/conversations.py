@@ -65,11 +65,14 @@ async def get_conversation(
     session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> Conversation | None:
     return await session.scalar(
-        select(Conversation).where(
+        select(Conversation)
+        .where(
             Conversation.id == conversation_id,
             Conversation.user_id == user_id,
             Conversation.deleted_at.is_(None),
         )
+        # fresh even in a session that loaded it before (a turn's, after its units)
+        .execution_options(populate_existing=True)
     )
 
 

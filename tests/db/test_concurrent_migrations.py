@@ -64,4 +64,4 @@ async def test_migrations_started_at_once_wait_for_each_other() -> None:
     finally:
         await holder.close()
     assert len(versions) == 1
-    assert tables == 6
+    assert tables == 7  # with reply_chunks

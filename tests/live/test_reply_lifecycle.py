@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import GraphQLClient, LiveServer, ServerFactory, token_for
 from tests.live.test_websocket import (
+    MESSAGE_ADDED,
     REPLY_STREAM,
     SEND_MESSAGE_STREAM,
     conversation_messages,
@@ -148,6 +149,26 @@ async def test_a_streaming_reply_is_the_active_reply_and_not_yet_listed(
     assert after["messageCount"] == after["messages"]["totalCount"] == 2
     assert after["lastMessage"] == {"id": reply_id, "role": "ASSISTANT", "status": "COMPLETED"}
     assert after["messages"]["edges"][1]["node"]["content"] == LONG_REPLY
+
+
+async def test_message_added_subscribed_mid_reply_delivers_the_reply_when_it_ends(
+    server_factory: ServerFactory, standin: GroqStandIn
+) -> None:
+    """The streaming reply already has its position: a feed that starts meanwhile still
+    delivers it once it is listed."""
+    standin.script(text(LONG_REPLY, stream_delay=0.05))
+    live = await groq_server(server_factory, standin)
+    client = new_client(live)
+    conversation_id = await create_conversation(client)
+    async with (
+        connect(live.ws_url, bearer(client.token or "")) as ws,
+        connect(live.ws_url, bearer(client.token or "")) as feed,
+    ):
+        reply_id, _ = await start_stream(ws, conversation_id)
+        await feed.subscribe("m", MESSAGE_ADDED, {"conversationId": conversation_id})
+        await rest_of_stream(ws, "s", "sendMessageStream")
+        delivered = next_data(await feed.next_message(timeout=5), "m")["messageAdded"]
+    assert delivered == {"id": reply_id, "role": "ASSISTANT", "content": LONG_REPLY}
 
 
 # --- stop ------------------------------------------------------------------------------
