@@ -30,7 +30,7 @@ from tests.live.ws_client import bearer, connect
 from tests.standin.groq_standin import GroqStandIn, text
 
 LONG_REPLY = " ".join(f"word{n}" for n in range(40))
-RUNS = 12
+RUNS = 20
 
 
 def ws_url(url: str) -> str:

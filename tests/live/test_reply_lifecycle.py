@@ -94,7 +94,7 @@ async def start_stream(
     await ws.subscribe("s", SEND_MESSAGE_STREAM, {"input": stream_input})
     events: list[dict[str, Any]] = []
     while not events or events[-1]["__typename"] != "ReplyDelta":
-        events.append(next_data(await ws.next_message(), "s")["sendMessageStream"])
+        events.append(next_data(await ws.next_message(timeout=10), "s")["sendMessageStream"])
     started = next(e for e in events if e["__typename"] == "ReplyStarted")
     reply_id: str = started["message"]["id"]
     return reply_id, events
