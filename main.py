@@ -44,6 +44,7 @@ from live.broker import build_broker
 from resolvers.resources import AppResources
 from schema.schema import build_schema, print_sdl
 from services import lifecycle
+from services.replies import build_reply_journal
 from web.graphiql import STATIC_DIR, STATIC_PATH
 from web.graphql import TaskchatGraphQLRouter, UnauthenticatedRequest, unauthenticated_body
 from web.middleware import RequestIdMiddleware
@@ -98,11 +99,24 @@ def create_app(
         pre_ping=settings.db_pool_pre_ping,
         metric_pool="locks",
     )
+    # the reply journal writes streams while turns hold their connections: its own pool
+    journal_engine = (
+        engine
+        if settings.database.is_sqlite
+        else create_engine(
+            settings.database,
+            pool_size=2,
+            max_overflow=max(2, settings.db_pool_size),
+            pre_ping=settings.db_pool_pre_ping,
+            pooled=settings.behind_pooler,
+        )
+    )
     broker = build_broker(engine, settings.direct_database)
     provider = build_provider(settings)
+    session_factory = create_session_factory(engine)
     resources = AppResources(
         settings=settings,
-        session_factory=create_session_factory(engine),
+        session_factory=session_factory,
         verifier=TokenVerifier(settings),
         cursors=CursorCodec(_cursor_secret(settings)),
         broker=broker,
@@ -111,6 +125,7 @@ def create_app(
             provider,
             build_turn_locks(lock_engine, wait_seconds=settings.agent_timeout_seconds * 4),
             broker,
+            build_reply_journal(journal_engine, broker),
         ),
     )
 
@@ -129,6 +144,8 @@ def create_app(
             await provider.aclose()
             await engine.dispose()
             await lock_engine.dispose()
+            if journal_engine is not engine:
+                await journal_engine.dispose()
 
     app = FastAPI(
         title="taskchat",

@@ -1,5 +1,6 @@
-"""What a streamed turn reports, in order: the stored question, pieces of the reply's
-text and each tool call as it completes, then the stored reply."""
+"""What a streamed turn reports, in order: the stored question, the reply stored as
+STREAMING, pieces of the reply's text and each tool call as it completes (numbered
+1, 2, 3, … per reply), then the stored reply."""
 
 from __future__ import annotations
 
@@ -15,13 +16,22 @@ class UserMessageSaved:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyStarted:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
 class ReplyDelta:
     text: str
+    sequence: int = 0
+    #: where `text` starts in the reply's content (code points)
+    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class ToolCallCompleted:
     record: dict[str, Any]
+    sequence: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,4 +39,4 @@ class ReplyCompleted:
     message: Message
 
 
-TurnEvent = UserMessageSaved | ReplyDelta | ToolCallCompleted | ReplyCompleted
+TurnEvent = UserMessageSaved | ReplyStarted | ReplyDelta | ToolCallCompleted | ReplyCompleted

@@ -5,28 +5,24 @@ The shape of a turn, and why:
    conversation come out question, answer, question, answer.
 2. Unit of work 1 stores the user's message and the run record (which the rate limit
    counts), then commits and publishes: a reload shows the question at once.
-3. The model runs under the turn deadline; its tool calls change tasks inside unit of
-   work 2, which also stores the reply: tasks and the reply that reports them commit
-   together, or not at all (a failed turn leaves only the user's message).
+3. The reply is stored STREAMING in a small unit of its own (any instance can serve it:
+   `replyStream`, `activeReply`); its stream is kept by the journal (services/replies.py).
+4. The model runs under the turn deadline; its tool calls change tasks inside unit of
+   work 2, which also ends the reply: tasks and the reply that reports them commit
+   together (a failed turn leaves no task change, and its reply FAILED). A stop commits
+   unit 2 with what it has: the text so far and the effects of the tool calls made.
 An idempotency key (`clientMessageId`) that was seen before returns the first result;
 if that turn failed, the retry runs the turn for the stored message, once.
-
-Exactly once, across a crash: a tool's changes commit only with the reply (and its
-provenance, `task_effects`), so a process killed before that commit leaves nothing of
-the turn but the question, and one killed after it leaves the whole reply, which the
-retry returns. A question answered again (regenerate, or a retry whose earlier reply is
-gone) replays the changes earlier replies applied instead of redoing them
-(`agent/effects.py`). Every run records what it spent (`agent/usage.py`), also when it
-fails or is cancelled mid-stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -34,23 +30,27 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent.effects import EffectLedger, effects_of
-from agent.loop import ToolCallSink, TurnOutcome, run_turn
+from agent.events import ReplyDelta, ToolCallCompleted
+from agent.lifecycle import BusyPolicy, ReplyRecorder, StoppableProvider, TurnStopped, turn_lock
+from agent.loop import TurnOutcome, run_turn
 from agent.prompt import history_messages, system_message
-from agent.providers.base import DeltaSink, ModelProvider
+from agent.providers.base import ModelProvider
 from agent.tools import ToolRuntime
 from agent.usage import TurnUsage, UsageMeter
 from core.config import Settings
 from core.errors import AgentTimeout, BadUserInput, NotFound, TaskchatError
+from core.ids import to_global_id
 from core.logging import get_logger
 from core.metrics import AGENT_TURN_SECONDS, AGENT_TURNS
 from db.locks import TurnLocks
-from db.models import Conversation, Message, RunStatus
+from db.models import Conversation, Message, MessageStatus, RunStatus
 from db.transactions import UnitOfWork, unit_of_work, write_transaction
 from live.broker import Broker
 from services import conversations as conversation_service
 from services import messages as message_service
 from services import provenance as provenance_service
 from services import runs as run_service
+from services.replies import MemoryJournal, ReplyJournal, text_of
 from services.validation import CLIENT_MESSAGE_ID_MAX, clean_optional_text, clean_text
 
 log = get_logger("taskchat.turn")
@@ -65,11 +65,22 @@ class TurnRows:
 
 @dataclass(slots=True)
 class TurnListener:
-    """Optional callbacks for a streamed turn."""
+    """Optional callbacks for a streamed turn, and its stop button."""
 
     user_message_saved: Callable[[Message], Awaitable[None]] | None = None
-    delta: DeltaSink | None = None
-    tool_call_completed: ToolCallSink | None = None
+    delta: Callable[[ReplyDelta], Awaitable[None]] | None = None
+    tool_call_completed: Callable[[ToolCallCompleted], Awaitable[None]] | None = None
+    reply_started: Callable[[Message], Awaitable[None]] | None = None
+    #: set to stop the turn (its reply ends STOPPED); `stopReply` and INTERRUPT set it
+    #: through the broker, from any instance
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+#: how long `stopReply` waits for the running turn to store its STOPPED reply before it
+#: ends a reply whose turn is gone (its instance died) itself
+STOP_WAIT_SECONDS = 5.0
+#: how often `stopReply` asks again while it waits (a stop sent before the turn listened)
+STOP_RETRY_SECONDS = 0.5
 
 
 class Assistant:
@@ -81,11 +92,14 @@ class Assistant:
         provider: ModelProvider,
         locks: TurnLocks,
         broker: Broker,
+        journal: ReplyJournal | None = None,
     ) -> None:
         self._settings = settings
         self._provider = provider
         self._locks = locks
         self._broker = broker
+        self.journal = journal or MemoryJournal(broker)
+        self._lock_wait = settings.agent_timeout_seconds * 4
 
     async def send_message(
         self,
@@ -95,6 +109,7 @@ class Assistant:
         content: str,
         client_message_id: str | None,
         listener: TurnListener | None = None,
+        on_busy: BusyPolicy = BusyPolicy.QUEUE,
     ) -> TurnRows:
         listener = listener or TurnListener()
         text = clean_text(content, "content", self._settings.max_message_chars)
@@ -109,7 +124,8 @@ class Assistant:
         # A new conversation gets its id now, so its lock is held before anyone can see it.
         target_id = conversation_id or uuid.uuid4()
         duplicate_of: Message | None = None
-        async with self._locks.hold(target_id):
+        policy = on_busy if conversation_id is not None else BusyPolicy.QUEUE
+        async with turn_lock(self._locks, self._broker, target_id, policy, self._lock_wait):
             try:
                 async with write_transaction(session):
                     if conversation_id is None:
@@ -138,9 +154,10 @@ class Assistant:
                     raise
             else:
                 await self._saved(user_message, listener)
-                reply = await self._answer(
-                    session, user_id, user_message, run_id, listener, answered_before=False
-                )
+                with _locating(conversation.id, user_message.id):
+                    reply = await self._answer(
+                        session, user_id, user_message, run_id, listener, answered_before=False
+                    )
         if duplicate_of is not None:
             return await self._replay(session, user_id, duplicate_of, conversation_id, listener)
         return TurnRows(await self._reload(session, user_id, conversation.id), user_message, reply)
@@ -198,21 +215,31 @@ class Assistant:
                     await run_service.close_interrupted_runs(session, earlier.id)
                     run_id = await self._start_run(session, user_id, earlier)
                 await self._saved(earlier, listener, publish=False)
-                reply = await self._answer(session, user_id, earlier, run_id, listener)
+                with _locating(earlier.conversation_id, earlier.id):
+                    reply = await self._answer(session, user_id, earlier, run_id, listener)
             else:
                 await self._saved(earlier, listener, publish=False)
-                if listener.delta is not None and reply.content:
-                    await listener.delta(reply.content)
-                for record in reply.tool_calls:
-                    if listener.tool_call_completed is not None:
-                        await listener.tool_call_completed(record)
+                await self._replay_reply(reply, listener)
         return TurnRows(await self._reload(session, user_id, conversation.id), earlier, reply)
+
+    async def _replay_reply(self, reply: Message, listener: TurnListener) -> None:
+        """A stored reply as a stream: numbered as it would have been when it was new."""
+        if listener.reply_started is not None:
+            await listener.reply_started(reply)
+        sequence = 0
+        for record in reply.tool_calls:
+            sequence += 1
+            if listener.tool_call_completed is not None:
+                await listener.tool_call_completed(ToolCallCompleted(record, sequence))
+        if listener.delta is not None and reply.content:
+            await listener.delta(ReplyDelta(reply.content, sequence + 1, 0))
 
     async def _saved(
         self, message: Message, listener: TurnListener, *, publish: bool = True
     ) -> None:
         if publish:
             await self._broker.publish(message.conversation_id)
+            await conversation_service.announce_change(self._broker, message.user_id)
         if listener.user_message_saved is not None:
             await listener.user_message_saved(message)
 
@@ -238,40 +265,174 @@ class Assistant:
         replaces: Message | None = None,
         answered_before: bool = True,
     ) -> Message:
-        """The model's answer to `question`, stored with the task changes it made (and
-        their provenance) in one unit of work; on any failure nothing of it stays and the
+        """The model's answer to `question`: stored STREAMING first (its own unit), then
+        ended with the task changes it made (and their provenance) in one unit of work:
+        COMPLETED, or STOPPED (what was generated, and the effects of the tool calls made)
+        when stopped. On any failure no task change stays, the reply ends FAILED and the
         run is marked, with what the turn spent. `answered_before=False` (a question just
         stored) skips looking for changes earlier replies applied."""
         started = time.perf_counter()
         meter = UsageMeter()
-        try:
-            async with unit_of_work(session) as work:
-                outcome = await self._run_model(
-                    session, work, user_id, question, listener, meter, answered_before
-                )
-                meta = self._reply_metadata(outcome, run_id, started, replaces)
-                stored = await work.session()
-                reply = await message_service.add_reply(
-                    stored, question, outcome.content, outcome.tool_calls, meta, replaces=replaces
-                )
-                await provenance_service.record_effects(
-                    stored, user_id, reply.id, effects_of(outcome.tool_calls)
-                )
-                await run_service.finish_run(
-                    stored,
-                    run_id,
-                    RunStatus.COMPLETED,
-                    usage=_run_usage(outcome.usage, started),
-                    reply_id=reply.id,
-                )
-        except BaseException as error:
-            await self._record_failure(session, run_id, error, _run_usage(meter.spent(), started))
-            AGENT_TURNS.labels(self._provider.name, _outcome(error)).inc()
-            raise
-        AGENT_TURNS.labels(self._provider.name, "ok").inc()
+        async with self._broker.listen_stop(question.conversation_id) as stop_signal:
+            relay = asyncio.create_task(_relay_stop(stop_signal.wait, listener.stop))
+            try:
+                async with write_transaction(session):
+                    reply = await message_service.start_reply(
+                        session, question, {"run_id": str(run_id)}
+                    )
+                # plain ids: a rollback expires the rows
+                reply_id, conversation_id = reply.id, reply.conversation_id
+                writer = self.journal.writer(reply_id)
+                recorder = ReplyRecorder(writer, listener.delta, listener.tool_call_completed)
+                if listener.reply_started is not None:
+                    await listener.reply_started(reply)
+                try:
+                    reply = await self._run_and_end(
+                        session,
+                        user_id,
+                        question,
+                        reply,
+                        run_id,
+                        recorder,
+                        listener,
+                        started,
+                        replaces,
+                        meter,
+                        answered_before,
+                    )
+                except BaseException as error:
+                    with contextlib.suppress(Exception):
+                        await writer.close()
+                    await self._record_failure(
+                        session,
+                        run_id,
+                        error,
+                        reply_id,
+                        recorder.text,
+                        _run_usage(meter.spent(), started),
+                    )
+                    await self._broker.publish_reply(reply_id)
+                    AGENT_TURNS.labels(self._provider.name, _outcome(error)).inc()
+                    raise
+            finally:
+                relay.cancel()
+        stopped = reply.status == MessageStatus.STOPPED
+        AGENT_TURNS.labels(self._provider.name, "stopped" if stopped else "ok").inc()
         AGENT_TURN_SECONDS.labels(self._provider.name).observe(time.perf_counter() - started)
-        await self._broker.publish(question.conversation_id)
+        await self._broker.publish_reply(reply_id)
+        await self._broker.publish(conversation_id)
+        await conversation_service.announce_change(self._broker, user_id)
         return reply
+
+    async def _run_and_end(
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        question: Message,
+        reply: Message,
+        run_id: uuid.UUID,
+        recorder: ReplyRecorder,
+        listener: TurnListener,
+        started: float,
+        replaces: Message | None,
+        meter: UsageMeter,
+        answered_before: bool,
+    ) -> Message:
+        async with unit_of_work(session) as work:
+            status = MessageStatus.COMPLETED
+            try:
+                outcome = await self._run_model(
+                    session,
+                    work,
+                    user_id,
+                    question,
+                    recorder,
+                    listener.stop,
+                    meter,
+                    answered_before,
+                )
+                await recorder.complete_to(outcome.content)
+            except TurnStopped:
+                status = MessageStatus.STOPPED
+                # what was spent until the stop, estimated for the step cut off
+                outcome = TurnOutcome(
+                    content=recorder.text, tool_calls=recorder.tool_calls, usage=meter.spent()
+                )
+            # every entry of the stream is stored before the reply's status is final
+            await recorder.close()
+            meta = self._reply_metadata(outcome, run_id, started, replaces)
+            if status == MessageStatus.STOPPED:
+                meta["stopped"] = True
+            stored = await work.session()
+            ended = await message_service.finish_reply(
+                stored, reply, status, outcome.content, outcome.tool_calls, meta, replaces=replaces
+            )
+            await provenance_service.record_effects(
+                stored, user_id, ended.id, effects_of(outcome.tool_calls)
+            )
+            usage = _run_usage(outcome.usage, started)
+            if status == MessageStatus.STOPPED:
+                await run_service.finish_run(
+                    stored, run_id, RunStatus.CANCELLED, "STOPPED", usage=usage, reply_id=ended.id
+                )
+            else:
+                await run_service.finish_run(
+                    stored, run_id, RunStatus.COMPLETED, usage=usage, reply_id=ended.id
+                )
+        return ended
+
+    async def stop_reply(
+        self, session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID
+    ) -> tuple[Conversation, Message | None]:
+        """Stops the conversation's running turn wherever it runs and returns its STOPPED
+        reply (`None` when nothing was running). A reply whose turn is gone (its instance
+        died) is ended here, under the turn lock, with the text its stream kept."""
+        async with session.begin():
+            conversation = await conversation_service.require_conversation(
+                session, user_id, conversation_id
+            )
+            active = await message_service.active_reply(session, user_id, conversation_id)
+        if active is None:
+            return conversation, None
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + STOP_WAIT_SECONDS
+        current: Message | None = active
+        async with self._broker.listen_reply(active.id) as ended:
+            while True:
+                await self._broker.publish_stop(conversation_id)
+                ask_again = min(loop.time() + STOP_RETRY_SECONDS, give_up)
+                while True:
+                    async with session.begin():
+                        current = await message_service.get_reply(session, active.id)
+                    if current is None or current.status != MessageStatus.STREAMING:
+                        return await self._reload(session, user_id, conversation_id), current
+                    if loop.time() >= ask_again:
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(ended.wait(), ask_again - loop.time())
+                if loop.time() >= give_up:
+                    break
+        current = await self._end_orphan(session, active)
+        return await self._reload(session, user_id, conversation_id), current
+
+    async def _end_orphan(self, session: AsyncSession, reply: Message) -> Message | None:
+        async with self._locks.try_hold(reply.conversation_id) as held:
+            if not held:  # its turn still runs (and takes long to stop): leave it
+                async with session.begin():
+                    return await message_service.get_reply(session, reply.id)
+            text = text_of(
+                [e for e in await self.journal.entries_after(reply.id, 0) if e.tool_call is None]
+            )
+            async with write_transaction(session):
+                current = await message_service.get_reply(session, reply.id)
+                if current is not None and current.status == MessageStatus.STREAMING:
+                    current = await message_service.finish_reply(
+                        session, current, MessageStatus.STOPPED, text, [], {"stopped": True}
+                    )
+        await self._broker.publish_reply(reply.id)
+        await self._broker.publish(reply.conversation_id)
+        await conversation_service.announce_change(self._broker, reply.user_id)
+        return current
 
     async def _run_model(
         self,
@@ -279,28 +440,31 @@ class Assistant:
         work: UnitOfWork,
         user_id: uuid.UUID,
         question: Message,
-        listener: TurnListener,
+        recorder: ReplyRecorder,
+        stop: asyncio.Event,
         meter: UsageMeter,
         answered_before: bool,
     ) -> TurnOutcome:
         """The history up to the question (a reply being replaced comes later), then the
-        model and its tools under the turn deadline."""
+        model and its tools under the turn deadline; tool changes earlier replies to the
+        same question applied are replayed, not redone."""
         async with session.begin():
             history = await message_service.history(
                 session, question.conversation_id, self._settings.history_limit, question.seq
             )
             earlier = await message_service.replies_to(session, question) if answered_before else []
         ledger = EffectLedger(record for reply in earlier for record in reply.tool_calls or [])
+        runtime = ToolRuntime(work, user_id, ledger)
         prompt = [system_message(date.today()), *history_messages(history)]
         try:
             async with asyncio.timeout(self._settings.agent_timeout_seconds) as budget:
                 return await run_turn(
-                    self._provider,
+                    StoppableProvider(self._provider, stop),
                     prompt,
-                    ToolRuntime(work, user_id, ledger),
+                    runtime,
                     max_steps=self._settings.agent_max_steps,
-                    on_delta=listener.delta,
-                    on_tool_call=listener.tool_call_completed,
+                    on_delta=recorder.delta,
+                    on_tool_call=recorder.tool_call,
                     deadline=budget.when(),
                     meter=meter,
                 )
@@ -338,14 +502,18 @@ class Assistant:
         session: AsyncSession,
         run_id: uuid.UUID,
         error: BaseException,
+        reply_id: uuid.UUID,
+        text: str,
         usage: run_service.RunUsage,
     ) -> None:
         status = (
             RunStatus.CANCELLED if isinstance(error, asyncio.CancelledError) else RunStatus.FAILED
         )
         try:
-            # shielded: a cancelled stream must still leave its run marked
-            await asyncio.shield(self._mark_run(session, run_id, status, _outcome(error), usage))
+            # shielded: a cancelled stream must still leave its run and reply marked
+            await asyncio.shield(
+                self._mark_run(session, run_id, status, _outcome(error), reply_id, text, usage)
+            )
         except Exception:
             log.warning("could not record a failed run", run_id=str(run_id))
 
@@ -355,10 +523,13 @@ class Assistant:
         run_id: uuid.UUID,
         status: RunStatus,
         code: str,
+        reply_id: uuid.UUID,
+        text: str,
         usage: run_service.RunUsage,
     ) -> None:
         async with write_transaction(session):
             await run_service.finish_run(session, run_id, status, code, usage=usage)
+            await message_service.fail_reply(session, reply_id, text, code)
 
     async def _reload(
         self, session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID
@@ -390,3 +561,21 @@ def _outcome(error: BaseException) -> str:
     if isinstance(error, asyncio.CancelledError):
         return "CANCELLED"
     return "INTERNAL_SERVER_ERROR"
+
+
+async def _relay_stop(wait: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    await wait()
+    stop.set()
+
+
+@contextlib.contextmanager
+def _locating(conversation_id: uuid.UUID, question_id: uuid.UUID) -> Iterator[None]:
+    """A turn that fails after its question was stored says where the question is, so a
+    client can show it and regenerate the reply (even of a conversation it just began).
+    (Ids, not rows: a rollback expires the rows.)"""
+    try:
+        yield
+    except TaskchatError as error:
+        error.extensions.setdefault("conversationId", to_global_id("Conversation", conversation_id))
+        error.extensions.setdefault("userMessageId", to_global_id("Message", question_id))
+        raise

@@ -108,7 +108,7 @@ FROM plan;
 INSERT INTO messages (id, conversation_id, user_id, seq, role, status, content, tool_calls,
                       parent_id, client_message_id, metadata, created_at, deleted_at)
 SELECT gen_random_uuid(), p.id, p.user_id, s,
-       CASE WHEN s % 2 = 1 THEN 'USER' ELSE 'ASSISTANT' END, 'COMPLETE',
+       CASE WHEN s % 2 = 1 THEN 'USER' ELSE 'ASSISTANT' END, 'COMPLETED',
        'message #' || s || ' of ' || p.title || ': '
          || substr(repeat('remind me to buy milk and call the plumber tomorrow ', 5), 1,
                    20 + (s * 37) % 200),

@@ -79,3 +79,13 @@ class ServiceUnavailable(TaskchatError):
             f"the service is unavailable right now; retry in {retry_after} s",
             retryAfter=retry_after,
         )
+
+
+class ConversationBusy(TaskchatError):
+    code = "CONVERSATION_BUSY"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a reply is being generated in this conversation; send with onBusy: QUEUE to "
+            "wait for it or INTERRUPT to stop it"
+        )

@@ -10,7 +10,7 @@ from sqlalchemy import Select, String, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from db.models import Conversation, ConversationStatus, Message
+from db.models import LISTED_STATUSES, Conversation, ConversationStatus, Message, User
 from db.pagination import ListSpec, Page, Window, fetch_page
 from db.types import utcnow
 
@@ -37,6 +37,7 @@ def _listed(with_search: bool) -> Select[Conversation]:
         in_messages = exists().where(
             Message.conversation_id == Conversation.id,
             Message.deleted_at.is_(None),
+            Message.status.in_(LISTED_STATUSES),
             Message.content.icontains(term, escape=LIKE_ESCAPE),
         )
         stmt = stmt.where(Conversation.title.icontains(term, escape=LIKE_ESCAPE) | in_messages)
@@ -103,11 +104,14 @@ async def get_conversation(
     session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> Conversation | None:
     return await session.scalar(
-        select(Conversation).where(
+        select(Conversation)
+        .where(
             Conversation.id == conversation_id,
             Conversation.user_id == user_id,
             Conversation.deleted_at.is_(None),
         )
+        # fresh even in a session that loaded it before (a turn's, after its units)
+        .execution_options(populate_existing=True)
     )
 
 
@@ -162,6 +166,19 @@ async def next_message_seq(
     return None if seq is None else int(seq)
 
 
+async def touch_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> bool:
+    """Bumps `updated_at`; False if the conversation was deleted (re-checked after any
+    lock wait, like `next_message_seq`)."""
+    touched = await session.scalar(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.deleted_at.is_(None))
+        .values(updated_at=utcnow())
+        .returning(Conversation.id)
+        .execution_options(synchronize_session=False)
+    )
+    return touched is not None
+
+
 async def soft_delete_conversation(session: AsyncSession, conversation: Conversation) -> None:
     now = utcnow()
     conversation.deleted_at = now
@@ -171,3 +188,46 @@ async def soft_delete_conversation(session: AsyncSession, conversation: Conversa
         .values(deleted_at=now)
     )
     await session.flush()
+
+
+async def record_change(
+    session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID
+) -> int:
+    """Gives the conversation the user's next change position (`conversationEvents`).
+    The user's row is taken first, before the conversation's, in every writer (one lock
+    order), and it orders the user's changes by commit as well as by position."""
+    position = int(
+        await session.scalar(
+            update(User)
+            .where(User.id == user_id)
+            .values(last_change_seq=User.last_change_seq + 1)
+            .returning(User.last_change_seq)
+        )
+        or 0
+    )
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id)
+        .values(change_seq=position)
+        .execution_options(synchronize_session=False)
+    )
+    return position
+
+
+async def current_change_seq(session: AsyncSession, user_id: uuid.UUID) -> int:
+    return int(await session.scalar(select(User.last_change_seq).where(User.id == user_id)) or 0)
+
+
+async def changes_after(
+    session: AsyncSession, user_id: uuid.UUID, position: int, limit: int
+) -> list[Conversation]:
+    """The user's conversations changed after `position`, deleted ones included, in
+    change order; each once, as it is now."""
+    rows = await session.scalars(
+        select(Conversation)
+        .where(Conversation.user_id == user_id, Conversation.change_seq > position)
+        .order_by(Conversation.change_seq)
+        .limit(limit)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows)

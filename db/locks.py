@@ -30,6 +30,9 @@ MIGRATION_LOCK_KEY = 0x7461736B63686174
 
 class TurnLocks(Protocol):
     def hold(self, conversation_id: uuid.UUID) -> AbstractAsyncContextManager[None]: ...
+    def try_hold(self, conversation_id: uuid.UUID) -> AbstractAsyncContextManager[bool]:
+        """Holds the lock if it is free now (yields True), else yields False at once."""
+        ...
 
 
 def _lock_key(conversation_id: uuid.UUID) -> int:
@@ -55,6 +58,14 @@ class PostgresTurnLocks:
                 raise
             yield
 
+    @asynccontextmanager
+    async def try_hold(self, conversation_id: uuid.UUID) -> AsyncIterator[bool]:
+        async with self._engine.connect() as connection, connection.begin():
+            held = await connection.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _lock_key(conversation_id)}
+            )
+            yield bool(held)
+
 
 class LocalTurnLocks:
     def __init__(self) -> None:
@@ -73,6 +84,15 @@ class LocalTurnLocks:
                 del self._locks[conversation_id]
             else:
                 self._locks[conversation_id] = (lock, users - 1)
+
+    @asynccontextmanager
+    async def try_hold(self, conversation_id: uuid.UUID) -> AsyncIterator[bool]:
+        taken = self._locks.get(conversation_id)
+        if taken is not None and taken[0].locked():
+            yield False
+            return
+        async with self.hold(conversation_id):
+            yield True
 
 
 def build_turn_locks(engine: AsyncEngine, wait_seconds: float) -> TurnLocks:

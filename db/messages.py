@@ -7,13 +7,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, defer
 
 from core.errors import NotFound
 from db.conversations import next_message_seq
-from db.models import Message, MessageRole, MessageStatus
+from db.models import LISTED_STATUSES, Message, MessageRole, MessageStatus
 from db.pagination import ListSpec, Page, Window, fetch_page
 from db.types import utcnow
 
@@ -21,8 +21,14 @@ from db.types import utcnow
 MESSAGES = ListSpec.of("messages", Message.seq)
 
 
-def _live_rows() -> Select[Message]:
-    """`_live`, with the user as bind parameter `user_id`: built once, reused."""
+def _listed() -> ColumnElement[bool]:
+    """Lists show finished messages: a STREAMING reply is `activeReply` until it ends, a
+    FAILED one is kept for the record only."""
+    return Message.status.in_(LISTED_STATUSES)
+
+
+def _owned_rows() -> Select[Message]:
+    """`_owned`, with the user as bind parameter `user_id`: built once, reused."""
     return (
         select(Message)
         .options(defer(Message.meta, raiseload=True))
@@ -30,7 +36,12 @@ def _live_rows() -> Select[Message]:
     )
 
 
-def _live(user_id: uuid.UUID) -> Select[Message]:
+def _live_rows() -> Select[Message]:
+    """`_live`, with the user as bind parameter `user_id`: built once, reused."""
+    return _owned_rows().where(_listed())
+
+
+def _owned(user_id: uuid.UUID) -> Select[Message]:
     # soft-deleting a conversation soft-deletes its messages too, so one check suffices;
     # reads never show a message's metadata, so it is not fetched
     return (
@@ -42,6 +53,10 @@ def _live(user_id: uuid.UUID) -> Select[Message]:
 
 def _in_conversation() -> Select[Message]:
     return _live_rows().where(Message.conversation_id == bindparam("conversation_id"))
+
+
+def _live(user_id: uuid.UUID) -> Select[Message]:
+    return _owned(user_id).where(_listed())
 
 
 async def list_messages(
@@ -57,6 +72,7 @@ _COUNTS = (
         Message.conversation_id.in_(bindparam("conversation_ids", expanding=True)),
         Message.user_id == bindparam("user_id"),
         Message.deleted_at.is_(None),
+        _listed(),
     )
     .group_by(Message.conversation_id)
 )
@@ -75,7 +91,11 @@ def _last_messages() -> Select[Message]:
     newer = aliased(Message)
     newest_seq = (
         select(func.max(newer.seq))
-        .where(newer.conversation_id == Message.conversation_id, newer.deleted_at.is_(None))
+        .where(
+            newer.conversation_id == Message.conversation_id,
+            newer.deleted_at.is_(None),
+            newer.status.in_(LISTED_STATUSES),
+        )
         .scalar_subquery()
     )
     return _live_rows().where(
@@ -85,7 +105,7 @@ def _last_messages() -> Select[Message]:
 
 
 _LAST_MESSAGES = _last_messages()
-_BY_IDS = _live_rows().where(Message.id.in_(bindparam("ids", expanding=True)))
+_BY_IDS = _owned_rows().where(Message.id.in_(bindparam("ids", expanding=True)))
 
 
 async def last_messages(
@@ -100,7 +120,34 @@ async def last_messages(
 async def get_messages(
     session: AsyncSession, user_id: uuid.UUID, message_ids: Sequence[uuid.UUID]
 ) -> list[Message]:
+    """By id (`node`, loaders, `replyStream`): whatever the status."""
     return list(await session.scalars(_BY_IDS, {"ids": list(message_ids), "user_id": user_id}))
+
+
+async def active_replies(
+    session: AsyncSession, user_id: uuid.UUID, conversation_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Message]:
+    """The STREAMING reply of each conversation that has one (a turn lock makes it one)."""
+    rows = await session.scalars(
+        _owned(user_id)
+        .where(
+            Message.conversation_id.in_(conversation_ids),
+            Message.status == MessageStatus.STREAMING,
+        )
+        .order_by(Message.seq)
+    )
+    return {message.conversation_id: message for message in rows}
+
+
+async def streaming_replies(session: AsyncSession, conversation_id: uuid.UUID) -> list[Message]:
+    return list(
+        await session.scalars(
+            select(Message).where(
+                Message.conversation_id == conversation_id,
+                Message.status == MessageStatus.STREAMING,
+            )
+        )
+    )
 
 
 async def recent_history(
@@ -113,6 +160,7 @@ async def recent_history(
             Message.conversation_id == conversation_id,
             Message.deleted_at.is_(None),
             Message.seq <= up_to_seq,
+            _listed(),
         )
         .order_by(Message.seq.desc())
         .limit(limit)
@@ -132,7 +180,9 @@ async def find_by_client_message_id(
 
 async def live_reply_to(session: AsyncSession, user_message_id: uuid.UUID) -> Message | None:
     return await session.scalar(
-        select(Message).where(Message.parent_id == user_message_id, Message.deleted_at.is_(None))
+        select(Message).where(
+            Message.parent_id == user_message_id, Message.deleted_at.is_(None), _listed()
+        )
     )
 
 
@@ -149,7 +199,7 @@ async def replies_to(session: AsyncSession, user_message_id: uuid.UUID) -> list[
 async def last_live_message(session: AsyncSession, conversation_id: uuid.UUID) -> Message | None:
     return await session.scalar(
         select(Message)
-        .where(Message.conversation_id == conversation_id, Message.deleted_at.is_(None))
+        .where(Message.conversation_id == conversation_id, Message.deleted_at.is_(None), _listed())
         .order_by(Message.seq.desc())
         .limit(1)
     )
@@ -166,6 +216,7 @@ async def add_message(
     parent_id: uuid.UUID | None = None,
     client_message_id: str | None = None,
     meta: dict[str, Any] | None = None,
+    status: MessageStatus = MessageStatus.COMPLETED,
 ) -> Message:
     now = utcnow()
     seq = await next_message_seq(session, conversation_id, now)
@@ -177,7 +228,7 @@ async def add_message(
         user_id=user_id,
         seq=seq,
         role=role,
-        status=MessageStatus.COMPLETE,
+        status=status,
         content=content,
         tool_calls=tool_calls or [],
         parent_id=parent_id,
@@ -188,6 +239,31 @@ async def add_message(
     session.add(message)
     await session.flush()
     return message
+
+
+async def finish_reply(
+    session: AsyncSession,
+    reply_id: uuid.UUID,
+    *,
+    status: MessageStatus,
+    content: str,
+    tool_calls: list[dict[str, Any]],
+    meta: dict[str, Any],
+) -> Message:
+    """A STREAMING reply's end (its row was committed when the turn started answering)."""
+    stored = await session.get(Message, reply_id, populate_existing=True)
+    if stored is None:
+        raise NotFound("message")
+    stored.status = status
+    stored.content = content
+    stored.tool_calls = tool_calls
+    stored.meta = {**(stored.meta or {}), **meta}
+    await session.flush()
+    return stored
+
+
+async def get_message(session: AsyncSession, message_id: uuid.UUID) -> Message | None:
+    return await session.get(Message, message_id, populate_existing=True)
 
 
 async def soft_delete_message(session: AsyncSession, message_id: uuid.UUID) -> None:

@@ -54,13 +54,18 @@ class MessageRole(enum.StrEnum):
 
 
 class MessageStatus(enum.StrEnum):
-    """COMPLETE is the only status written today; the others are reserved for
-    streaming persistence, stop and resume."""
+    """USER messages are COMPLETED. A reply is stored STREAMING when its turn starts
+    answering and ends COMPLETED, STOPPED (a stop or an interrupt: the text so far) or
+    FAILED (the model failed; listed nowhere, kept for the record)."""
 
-    COMPLETE = "COMPLETE"
     STREAMING = "STREAMING"
-    INTERRUPTED = "INTERRUPTED"
+    COMPLETED = "COMPLETED"
+    STOPPED = "STOPPED"
     FAILED = "FAILED"
+
+
+#: the statuses that `messages`, `lastMessage`, `messageCount` and `messageAdded` show
+LISTED_STATUSES = (MessageStatus.COMPLETED, MessageStatus.STOPPED)
 
 
 class TaskStatus(enum.StrEnum):
@@ -102,6 +107,9 @@ class User(Base):
     id: Mapped[uuid.UUID] = _uuid_pk()
     subject: Mapped[str] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: the user's newest conversation change; the next change takes + 1
+    #: (`conversationEvents` resumes from a position in this sequence)
+    last_change_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Conversation(Base):
@@ -117,6 +125,8 @@ class Conversation(Base):
             postgresql_where=text("deleted_at IS NULL"),
             sqlite_where=text("deleted_at IS NULL"),
         ),
+        # conversationEvents: the user's changes after a position (deleted rows too)
+        Index("ix_conversations_user_change_seq", "user_id", "change_seq"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -128,6 +138,8 @@ class Conversation(Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", PortableJSON, default=dict)
     #: the seq of the newest message; the next message takes last_seq + 1
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    #: the position of its latest change in the owner's `users.last_change_seq`
+    change_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -157,7 +169,7 @@ class Message(Base):
     seq: Mapped[int] = mapped_column(Integer)
     role: Mapped[MessageRole] = mapped_column(_enum(MessageRole, "message_role"))
     status: Mapped[MessageStatus] = mapped_column(
-        _enum(MessageStatus, "message_status"), default=MessageStatus.COMPLETE
+        _enum(MessageStatus, "message_status"), default=MessageStatus.COMPLETED
     )
     content: Mapped[str] = mapped_column(Text)
     tool_calls: Mapped[list[dict[str, Any]]] = mapped_column(PortableJSON, default=list)
@@ -169,6 +181,22 @@ class Message(Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", PortableJSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReplyChunk(Base):
+    """A reply's stream while it is written, so that any instance can serve it: the
+    text pieces (`sequence` 1, 2, 3, …, `text_offset` where the piece starts in the
+    content) and the tool calls (`tool_call`), written in batches."""
+
+    __tablename__ = "reply_chunks"
+
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    sequence: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    text_offset: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    tool_call: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON)
 
 
 class Task(Base):

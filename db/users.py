@@ -37,6 +37,10 @@ async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> None:
     await session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
 
 
+async def user_exists(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    return await session.scalar(select(User.id).where(User.id == user_id)) is not None
+
+
 async def ensure_user(session: AsyncSession, user: User) -> bool:
     """Inside a write transaction: the row of a user known from earlier exists, and stays
     until the transaction ends (PostgreSQL `FOR KEY SHARE`; an erase waits for us). An

@@ -1,12 +1,15 @@
-"""Fan-out of "conversation X has new messages" to subscribers on every instance.
+"""Fan-out of "conversation X has new messages" to subscribers on every instance, and of
+the reply lifecycle: "stop the turn of conversation X" and "reply M has new chunks".
 
 A notification carries ids only; subscribers load the rows themselves, newer than the
 last one they delivered, so a missed or merged notification costs nothing: the next one
 (or the resync after a reconnect) brings them up to date, in order. Each subscriber
 holds one flag, not a queue, so a slow consumer cannot make memory grow.
 
-PostgreSQL: one LISTEN connection per instance (not per subscriber); publishing is a
-`pg_notify` after the transaction committed. SQLite: in-process only.
+PostgreSQL: one LISTEN connection per instance (not per subscriber), on three channels;
+publishing is a `pg_notify` after the transaction committed. Every payload is one id, so
+an older instance (which listens to `taskchat_messages` only, and parses its payload as
+a conversation id) is never confused by the newer channels. SQLite: in-process only.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from core.metrics import FANOUT_LAG_SECONDS
 log = get_logger("taskchat.live")
 
 CHANNEL = "taskchat_messages"
+#: "stop the running turn of this conversation" (payload: the conversation id)
+STOP_CHANNEL = "taskchat_stops"
+#: "this reply has new chunks, or ended" (payload: the reply's message id)
+REPLY_CHANNEL = "taskchat_replies"
 #: how the LISTEN connection shows in pg_stat_activity (unless the URL names one)
 LISTEN_APPLICATION_NAME = "taskchat-listen"
 
@@ -54,6 +61,14 @@ class Broker(Protocol):
     async def publish(self, conversation_id: uuid.UUID) -> None: ...
     def listen(
         self, conversation_id: uuid.UUID
+    ) -> contextlib.AbstractAsyncContextManager[Signal]: ...
+    async def publish_stop(self, conversation_id: uuid.UUID) -> None: ...
+    def listen_stop(
+        self, conversation_id: uuid.UUID
+    ) -> contextlib.AbstractAsyncContextManager[Signal]: ...
+    async def publish_reply(self, message_id: uuid.UUID) -> None: ...
+    def listen_reply(
+        self, message_id: uuid.UUID
     ) -> contextlib.AbstractAsyncContextManager[Signal]: ...
 
 
@@ -89,7 +104,24 @@ class _LocalFanOut:
                 signal.set()
 
 
-class LocalBroker(_LocalFanOut):
+class _Channels(_LocalFanOut):
+    """The messages fan-out (self) and the two of the reply lifecycle."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stops = _LocalFanOut()
+        self._replies = _LocalFanOut()
+
+    def listen_stop(
+        self, conversation_id: uuid.UUID
+    ) -> contextlib.AbstractAsyncContextManager[Signal]:
+        return self._stops.listen(conversation_id)
+
+    def listen_reply(self, message_id: uuid.UUID) -> contextlib.AbstractAsyncContextManager[Signal]:
+        return self._replies.listen(message_id)
+
+
+class LocalBroker(_Channels):
     """One process (SQLite, or tests)."""
 
     async def start(self) -> None:
@@ -101,8 +133,14 @@ class LocalBroker(_LocalFanOut):
     async def publish(self, conversation_id: uuid.UUID) -> None:
         self.notify(conversation_id, time.time())
 
+    async def publish_stop(self, conversation_id: uuid.UUID) -> None:
+        self._stops.notify(conversation_id)
 
-class PostgresBroker(_LocalFanOut):
+    async def publish_reply(self, message_id: uuid.UUID) -> None:
+        self._replies.notify(message_id)
+
+
+class PostgresBroker(_Channels):
     def __init__(self, engine: AsyncEngine, database_url: str | DatabaseUrl) -> None:
         super().__init__()
         self._engine = engine
@@ -123,22 +161,35 @@ class PostgresBroker(_LocalFanOut):
                 await self._task
 
     async def publish(self, conversation_id: uuid.UUID) -> None:
+        await self._notify(CHANNEL, conversation_id)
+
+    async def publish_stop(self, conversation_id: uuid.UUID) -> None:
+        await self._notify(STOP_CHANNEL, conversation_id)
+
+    async def publish_reply(self, message_id: uuid.UUID) -> None:
+        await self._notify(REPLY_CHANNEL, message_id)
+
+    async def _notify(self, channel: str, key: uuid.UUID) -> None:
         async with self._engine.connect() as connection:
             await connection.execute(
                 text("SELECT pg_notify(:channel, :payload)"),
-                {"channel": CHANNEL, "payload": f"{conversation_id}:{time.time():.6f}"},
+                {"channel": channel, "payload": f"{key}:{time.time():.6f}"},
             )
             await connection.commit()
 
-    def _on_notification(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
-        # "<conversation id>:<publish time>"; older instances sent the id alone, or
-        # appended ":<message id>"
-        conversation_id, _, rest = payload.partition(":")
+    def _on_notification(self, _connection: object, _pid: int, channel: str, payload: str) -> None:
+        # "<id>:<publish time>"; older instances sent the id alone, or appended
+        # ":<message id>" on CHANNEL
+        key, _, rest = payload.partition(":")
         published_at: float | None = None
         with contextlib.suppress(ValueError):
             published_at = float(rest)
+        fan_out = {STOP_CHANNEL: self._stops, REPLY_CHANNEL: self._replies}.get(channel)
         with contextlib.suppress(ValueError):
-            self.notify(uuid.UUID(conversation_id), published_at)
+            if fan_out is None:
+                self.notify(uuid.UUID(key), published_at)
+            else:
+                fan_out.notify(uuid.UUID(key))
 
     async def _listen_forever(self) -> None:
         delay = 0.2
@@ -153,11 +204,14 @@ class PostgresBroker(_LocalFanOut):
             lost = asyncio.Event()
             connection.add_termination_listener(lambda _c, lost=lost: lost.set())
             try:
-                await connection.add_listener(CHANNEL, self._on_notification)
+                for channel in (CHANNEL, STOP_CHANNEL, REPLY_CHANNEL):
+                    await connection.add_listener(channel, self._on_notification)
                 delay = 0.2
                 self._connected.set()
-                # whatever was published while we were away: subscribers re-read
+                # whatever was published while we were away: subscribers re-read (a stop
+                # missed meanwhile is not replayed: the stopper waits and asks again)
                 self.notify_all()
+                self._replies.notify_all()
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), timeout=10)

@@ -287,7 +287,9 @@ async def whole_turn_problems(url: str, subjects: list[str]) -> tuple[list[str],
             if user is None:
                 continue
             calls = await db.fetch(
-                "SELECT tool_calls FROM messages WHERE user_id = $1 AND role = 'ASSISTANT'", user
+                "SELECT tool_calls FROM messages WHERE user_id = $1 AND role = 'ASSISTANT'"
+                " AND status IN ('COMPLETED', 'STOPPED')",
+                user,
             )
             net = 0
             for row in calls:
@@ -375,7 +377,7 @@ async def kill9(users: int, seed: int) -> Scenario:
                     lost.append(cmid)
             doubled = await db.fetchval(
                 """SELECT count(*) FROM (SELECT parent_id FROM messages WHERE role = 'ASSISTANT'
-                AND deleted_at IS NULL AND parent_id IS NOT NULL GROUP BY parent_id
+                AND deleted_at IS NULL AND status IN ('COMPLETED', 'STOPPED') AND parent_id IS NOT NULL GROUP BY parent_id
                 HAVING count(*) > 1) AS d"""
             )
             running = await db.fetchval("SELECT count(*) FROM agent_runs WHERE status = 'RUNNING'")

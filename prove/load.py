@@ -313,7 +313,7 @@ async def check_database(database_url: str, ledgers: list[UserLedger]) -> CheckR
             figures["tasks_live"] += live
         checks = {
             "questions_with_two_live_replies": """SELECT count(*) FROM (SELECT parent_id FROM messages
-                WHERE role = 'ASSISTANT' AND deleted_at IS NULL AND parent_id IS NOT NULL
+                WHERE role = 'ASSISTANT' AND deleted_at IS NULL AND status IN ('COMPLETED', 'STOPPED') AND parent_id IS NOT NULL
                 GROUP BY parent_id HAVING count(*) > 1) AS doubled""",
             "duplicate_client_message_ids": """SELECT count(*) FROM (SELECT 1 FROM messages
                 WHERE client_message_id IS NOT NULL AND role = 'USER'

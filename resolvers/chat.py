@@ -1,12 +1,14 @@
-"""sendMessage and regenerateReply."""
+"""sendMessage, regenerateReply and stopReply."""
 
 from __future__ import annotations
 
+from agent.lifecycle import BusyPolicy
 from agent.turn import TurnListener, TurnRows
 from core.ids import expect_global_id
+from db.models import Conversation, Message
 from resolvers.context import Context
 
-__all__ = ["TurnRows", "regenerate_reply", "send_message"]
+__all__ = ["TurnRows", "regenerate_reply", "send_message", "stop_reply"]
 
 
 async def send_message(
@@ -15,6 +17,7 @@ async def send_message(
     content: str,
     client_message_id: str | None,
     listener: TurnListener | None = None,
+    on_busy: BusyPolicy = BusyPolicy.QUEUE,
 ) -> TurnRows:
     row_id = (
         None
@@ -24,7 +27,7 @@ async def send_message(
     user_id = await ctx.user_id()
     async with ctx.exclusive() as session:
         return await ctx.app.assistant.send_message(
-            session, user_id, row_id, content, client_message_id, listener
+            session, user_id, row_id, content, client_message_id, listener, on_busy
         )
 
 
@@ -35,3 +38,10 @@ async def regenerate_reply(
     user_id = await ctx.user_id()
     async with ctx.exclusive() as session:
         return await ctx.app.assistant.regenerate(session, user_id, row_id, listener)
+
+
+async def stop_reply(ctx: Context, conversation_id: str) -> tuple[Conversation, Message | None]:
+    row_id = expect_global_id(conversation_id, "Conversation", field="conversationId")
+    user_id = await ctx.user_id()
+    async with ctx.exclusive() as session:
+        return await ctx.app.assistant.stop_reply(session, user_id, row_id)

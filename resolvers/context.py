@@ -141,8 +141,17 @@ class Context(BaseContext):
         async with self._session_lock:
             session = await self._end_reads()
             if self._needs_user_check():
-                async with write_transaction(session):
-                    await self._ensure_user_row(session)
+                # a read first: a write transaction here would queue behind any running
+                # turn on SQLite (one writer), a stop request included
+                assert self._user is not None
+                user_id = self._user.id
+                async with session.begin():
+                    exists = await user_queries.user_exists(session, user_id)
+                if exists:
+                    self._user_checked = True
+                else:
+                    async with write_transaction(session):
+                        await self._ensure_user_row(session)
             yield session
 
     async def _end_reads(self) -> AsyncSession:

@@ -49,14 +49,18 @@ async def conversation(ctx: Context, conversation_id: str) -> Conversation | Non
 async def create_conversation(ctx: Context, title: str | None) -> Conversation:
     user_id = await ctx.user_id()
     async with ctx.writing() as session:
-        return await conversation_service.create_conversation(session, user_id, title)
+        row = await conversation_service.create_conversation(session, user_id, title)
+    await conversation_service.announce_change(ctx.app.broker, user_id)
+    return row
 
 
 async def rename_conversation(ctx: Context, conversation_id: str, title: str) -> Conversation:
     row_id = expect_global_id(conversation_id, "Conversation")
     user_id = await ctx.user_id()
     async with ctx.writing() as session:
-        return await conversation_service.rename_conversation(session, user_id, row_id, title)
+        row = await conversation_service.rename_conversation(session, user_id, row_id, title)
+    await conversation_service.announce_change(ctx.app.broker, user_id)
+    return row
 
 
 async def set_conversation_status(
@@ -65,7 +69,9 @@ async def set_conversation_status(
     row_id = expect_global_id(conversation_id, "Conversation")
     user_id = await ctx.user_id()
     async with ctx.writing() as session:
-        return await conversation_service.set_conversation_status(session, user_id, row_id, status)
+        row = await conversation_service.set_conversation_status(session, user_id, row_id, status)
+    await conversation_service.announce_change(ctx.app.broker, user_id)
+    return row
 
 
 async def delete_conversation(ctx: Context, conversation_id: str) -> uuid.UUID:

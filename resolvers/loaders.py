@@ -34,6 +34,7 @@ class Loaders:
         self.message_count_by_conversation = MessageCountByConversation(reads)
         self.last_message_by_conversation = LastMessageByConversation(reads)
         self.message_by_id = MessageById(reads)
+        self.active_reply_by_conversation = ActiveReplyByConversation(reads)
         self.task_by_id = TaskById(reads)
         self.run_by_reply = RunByReply(reads)
         self.feedback_by_message = FeedbackByMessage(reads)
@@ -149,5 +150,17 @@ class AffectedTasksByMessage(DataLoader[uuid.UUID, list[Task]]):
                 lambda session: effect_queries.affected_tasks(session, user_id, keys)
             )
             return [found.get(key, []) for key in keys]
+
+        super().__init__(load_fn=load)
+
+
+class ActiveReplyByConversation(DataLoader[uuid.UUID, Message | None]):
+    def __init__(self, reads: Reads) -> None:
+        async def load(keys: Sequence[uuid.UUID]) -> list[Message | None]:
+            user_id = await reads.user_id()
+            active = await reads.read(
+                lambda session: message_queries.active_replies(session, user_id, keys)
+            )
+            return [active.get(key) for key in keys]
 
         super().__init__(load_fn=load)

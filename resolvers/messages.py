@@ -40,6 +40,10 @@ async def last_message(ctx: Context, conversation_id: uuid.UUID) -> Message | No
     return await ctx.loaders.last_message_by_conversation.load(conversation_id)
 
 
+async def active_reply(ctx: Context, conversation_id: uuid.UUID) -> Message | None:
+    return await ctx.loaders.active_reply_by_conversation.load(conversation_id)
+
+
 async def conversation_of(ctx: Context, message: Message) -> Conversation:
     conversation = await ctx.loaders.conversation_by_id.load(message.conversation_id)
     # a live message always has a live conversation: deleting one deletes the other

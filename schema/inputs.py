@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from schema.enums import Rating
+from schema.enums import BusyPolicy, Rating
 from schema.types import Conversation, Message, Task
 
 
@@ -20,6 +20,22 @@ class SendMessageInput:
         description="Idempotency key: a retry with the same key returns the first result "
         "and runs nothing twice.",
     )
+    on_busy: BusyPolicy | None = strawberry.field(
+        default=BusyPolicy.QUEUE,
+        description="What to do when a reply is still being generated in the conversation "
+        "(null: QUEUE).",
+    )
+
+
+@strawberry.input
+class StopReplyInput:
+    conversation_id: strawberry.ID
+
+
+@strawberry.type(description="`message` is the stopped reply, or null when nothing was running.")
+class StopReplyPayload:
+    conversation: Conversation
+    message: Message | None
 
 
 @strawberry.type(description="`message` is the persisted assistant reply.")

@@ -12,6 +12,7 @@ from resolvers import conversations as conversation_resolvers
 from resolvers import records as record_resolvers
 from resolvers import tasks as task_resolvers
 from resolvers.context import Context
+from schema.enums import BusyPolicy
 from schema.inputs import (
     ConversationIdInput,
     ConversationPayload,
@@ -24,6 +25,8 @@ from schema.inputs import (
     RenameConversationInput,
     SendMessageInput,
     SendMessagePayload,
+    StopReplyInput,
+    StopReplyPayload,
     TaskIdInput,
     TaskPayload,
     UpdateTaskInput,
@@ -49,9 +52,24 @@ class Mutation:
     )
     async def send_message(self, info: Ctx, input: SendMessageInput) -> SendMessagePayload:
         turn = await chat_resolvers.send_message(
-            info.context, input.conversation_id, input.content, input.client_message_id
+            info.context,
+            input.conversation_id,
+            input.content,
+            input.client_message_id,
+            on_busy=input.on_busy or BusyPolicy.QUEUE,
         )
         return _turn_payload(turn)
+
+    @strawberry.mutation(
+        description="Stops the reply being generated in the conversation, whichever instance "
+        "runs it; what was generated is kept as a STOPPED reply."
+    )
+    async def stop_reply(self, info: Ctx, input: StopReplyInput) -> StopReplyPayload:
+        conversation, reply = await chat_resolvers.stop_reply(info.context, input.conversation_id)
+        return StopReplyPayload(
+            conversation=Conversation.from_row(conversation),
+            message=None if reply is None else Message.from_row(reply),
+        )
 
     @strawberry.mutation(description="Replaces the last assistant reply with a new one.")
     async def regenerate_reply(self, info: Ctx, input: RegenerateReplyInput) -> SendMessagePayload:

@@ -16,7 +16,7 @@ from resolvers import messages as message_resolvers
 from resolvers import records as record_resolvers
 from resolvers.context import Context
 from resolvers.pagination import PageResult
-from schema.enums import ConversationStatus, MessageRole, Rating, TaskStatus
+from schema.enums import ConversationStatus, MessageRole, MessageStatus, Rating, TaskStatus
 
 T = TypeVar("T")
 
@@ -164,6 +164,9 @@ class Message(Node):
     content: str
     client_message_id: str | None
     created_at: datetime
+    status: MessageStatus = strawberry.field(
+        description="USER messages are COMPLETED; a reply is STREAMING while it is generated."
+    )
     row: strawberry.Private[models.Message]
 
     @strawberry.field(
@@ -211,6 +214,7 @@ class Message(Node):
             content=row.content,
             client_message_id=row.client_message_id,
             created_at=row.created_at,
+            status=row.status,
             row=row,
         )
 
@@ -247,6 +251,14 @@ class Conversation(Node):
             info.context, self.row_id, first=first, after=after, last=last, before=before
         )
         return Connection[Message].from_page(page, Message.from_row)
+
+    @strawberry.field(
+        description="The reply being generated now (status STREAMING), if any. It is not in "
+        "`messages`, `lastMessage` or `messageCount` until it ends (COMPLETED or STOPPED)."
+    )
+    async def active_reply(self, info: Info[Context, None]) -> Message | None:
+        row = await message_resolvers.active_reply(info.context, self.row_id)
+        return None if row is None else Message.from_row(row)
 
     @classmethod
     def from_row(cls, row: models.Conversation) -> Conversation:

@@ -44,13 +44,18 @@ async def create_conversation(
     session: AsyncSession, user_id: uuid.UUID, title: str | None
 ) -> Conversation:
     cleaned = clean_optional_text(title, "title", CONVERSATION_TITLE_MAX)
-    return await conversation_queries.add_conversation(session, user_id, cleaned or DEFAULT_TITLE)
+    conversation = await conversation_queries.add_conversation(
+        session, user_id, cleaned or DEFAULT_TITLE
+    )
+    await conversation_queries.record_change(session, user_id, conversation.id)
+    return conversation
 
 
 async def start_conversation(
     session: AsyncSession, user_id: uuid.UUID, first_message: str, *, conversation_id: uuid.UUID
 ) -> Conversation:
-    """A conversation opened by its first message, titled by it."""
+    """A conversation opened by its first message, titled by it (its change is recorded
+    with the message)."""
     return await conversation_queries.add_conversation(
         session, user_id, _title_from_message(first_message), conversation_id=conversation_id
     )
@@ -61,6 +66,7 @@ async def rename_conversation(
 ) -> Conversation:
     cleaned = clean_text(title, "title", CONVERSATION_TITLE_MAX)
     conversation = await require_conversation(session, user_id, conversation_id)
+    await conversation_queries.record_change(session, user_id, conversation.id)
     conversation.title = cleaned
     conversation.updated_at = utcnow()
     await session.flush()
@@ -75,6 +81,7 @@ async def set_conversation_status(
 ) -> Conversation:
     conversation = await require_conversation(session, user_id, conversation_id)
     if conversation.status != status:
+        await conversation_queries.record_change(session, user_id, conversation.id)
         conversation.status = status
         conversation.updated_at = utcnow()
         await session.flush()
@@ -88,5 +95,13 @@ async def delete_conversation(
     look again, find it gone and complete."""
     async with write_transaction(session):
         conversation = await require_conversation(session, user_id, conversation_id)
+        await conversation_queries.record_change(session, user_id, conversation.id)
         await conversation_queries.soft_delete_conversation(session, conversation)
     await broker.publish(conversation_id)
+    await broker.publish(user_id)
+
+
+async def announce_change(broker: Broker, user_id: uuid.UUID) -> None:
+    """After a commit that recorded a change: the user's `conversationEvents` look again
+    (on every instance; the broker's channels are keyed by id, a user's id included)."""
+    await broker.publish(user_id)

@@ -58,6 +58,14 @@ async def follow_messages(
         if conversation is None:
             raise NotFound("conversation")
         seen = conversation.last_seq if after_seq is None else after_seq
+        if after_seq is None:
+            # a reply streaming now has its position already, and is listed once it ends
+            active = await _read(
+                session_factory,
+                lambda session: message_queries.active_replies(session, user_id, [conversation_id]),
+            )
+            if conversation_id in active:
+                seen = min(seen, active[conversation_id].seq - 1)
         if after_seq is not None:
             signal.set()  # catch up before waiting
         while True:

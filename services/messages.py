@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import BadUserInput
+from core.errors import BadUserInput, NotFound
+from db import conversations as conversation_queries
 from db import messages as message_queries
-from db.models import Conversation, Message, MessageRole
+from db.models import Conversation, Message, MessageRole, MessageStatus
 
 
 async def add_question(
@@ -19,6 +20,7 @@ async def add_question(
     content: str,
     client_message_id: str | None,
 ) -> Message:
+    await conversation_queries.record_change(session, user_id, conversation.id)
     return await message_queries.add_message(
         session,
         conversation_id=conversation.id,
@@ -29,29 +31,78 @@ async def add_question(
     )
 
 
-async def add_reply(
+async def start_reply(session: AsyncSession, question: Message, meta: dict[str, Any]) -> Message:
+    """The reply to `question`, stored STREAMING (empty) when the turn starts answering;
+    a reply of an earlier turn still STREAMING has lost its turn (the caller holds the
+    turn lock): it ends FAILED."""
+    for orphan in await message_queries.streaming_replies(session, question.conversation_id):
+        orphan.status = MessageStatus.FAILED
+    return await message_queries.add_message(
+        session,
+        conversation_id=question.conversation_id,
+        user_id=question.user_id,
+        role=MessageRole.ASSISTANT,
+        content="",
+        parent_id=question.id,
+        meta=meta,
+        status=MessageStatus.STREAMING,
+    )
+
+
+async def finish_reply(
     session: AsyncSession,
-    question: Message,
+    reply: Message,
+    status: MessageStatus,
     content: str,
     tool_calls: list[dict[str, Any]],
     meta: dict[str, Any],
     *,
     replaces: Message | None = None,
 ) -> Message:
-    """The assistant's answer to `question`; a regenerated reply retires the one it
-    replaces (soft delete), in the same unit of work."""
-    if replaces is not None:
-        await message_queries.soft_delete_message(session, replaces.id)
-    return await message_queries.add_message(
-        session,
-        conversation_id=question.conversation_id,
-        user_id=question.user_id,
-        role=MessageRole.ASSISTANT,
-        content=content,
-        tool_calls=tool_calls,
-        parent_id=question.id,
-        meta=meta,
+    """The reply's end: COMPLETED or STOPPED (listed from now on; a regenerated reply
+    retires the one it replaces, in the same unit of work) or FAILED."""
+    if status != MessageStatus.FAILED:
+        await conversation_queries.record_change(session, reply.user_id, reply.conversation_id)
+        if not await conversation_queries.touch_conversation(session, reply.conversation_id):
+            raise NotFound("conversation")  # deleted while the turn ran: nothing stays
+        if replaces is not None:
+            await message_queries.soft_delete_message(session, replaces.id)
+    return await message_queries.finish_reply(
+        session, reply.id, status=status, content=content, tool_calls=tool_calls, meta=meta
     )
+
+
+async def fail_reply(
+    session: AsyncSession, reply_id: uuid.UUID, text_so_far: str, code: str
+) -> None:
+    """A failed turn's reply: FAILED, listed nowhere; its task changes were rolled back."""
+    await message_queries.finish_reply(
+        session,
+        reply_id,
+        status=MessageStatus.FAILED,
+        content=text_so_far,
+        tool_calls=[],
+        meta={"error_code": code},
+    )
+
+
+async def get_reply(session: AsyncSession, message_id: uuid.UUID) -> Message | None:
+    return await message_queries.get_message(session, message_id)
+
+
+async def active_reply(
+    session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID
+) -> Message | None:
+    return (await message_queries.active_replies(session, user_id, [conversation_id])).get(
+        conversation_id
+    )
+
+
+async def owned_message(
+    session: AsyncSession, user_id: uuid.UUID, message_id: uuid.UUID
+) -> Message | None:
+    found = await message_queries.get_messages(session, user_id, [message_id])
+    return found[0] if found else None
 
 
 async def find_by_client_message_id(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,10 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, MULTIPART_SU
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    CompleteMessage,
+    SubscribeMessage,
+)
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UnsetType
@@ -35,6 +39,7 @@ from core.errors import Unauthenticated
 from core.logging import get_logger
 from core.metrics import WS_CONNECTIONS
 from resolvers.context import Context
+from resolvers.live import COMPLETED_TASKS
 from resolvers.resources import AppResources
 from schema.error_codes import error_entry, with_protocol_code
 from web import http_protocols
@@ -95,6 +100,16 @@ class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             for error in message.get("payload") or []:
                 with_protocol_code(error)
         await super().send_message(message)
+
+    async def handle_complete(self, message: CompleteMessage) -> None:
+        """A client that completes an operation asks it to end (a streamed turn then
+        stops); a socket that drops does not (a streamed turn runs on, resumable). The
+        operation's task is noted so the subscription can tell the two apart."""
+        operation = self.operations.get(message["id"])
+        if operation is not None and operation.task is not None:
+            completed = self.context.extras.setdefault(COMPLETED_TASKS, weakref.WeakSet())
+            completed.add(operation.task)
+        await super().handle_complete(message)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         """Persisted documents (APQ, trusted documents) apply to WebSocket operations too."""

@@ -15,7 +15,7 @@ from alembic import op
 import db.types
 
 revision: str = "0003_turn_records"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_reply_lifecycle"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

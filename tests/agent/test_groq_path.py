@@ -175,7 +175,9 @@ async def test_tool_call_then_final_text_creates_the_task_and_records_the_call(
     assert await tasks_of(alice) == [("Buy milk", "PENDING")]
     requests = standin.chat_requests
     assert len(requests) == 2
-    assert [request.stream for request in requests] == [False, False]
+    # every turn streams from the model: its reply is stored as it is written, so another
+    # tab can follow it with replyStream even when this client asked with sendMessage
+    assert [request.stream for request in requests] == [True, True]
     assert {request.model for request in requests} == {DEFAULT_GROQ_MODEL}
 
 
@@ -635,15 +637,20 @@ async def test_streamed_tool_calls_run_and_are_reported(
         events = await collect_stream(ws, "s")
 
     kinds = [event["__typename"] for event in events]
-    assert kinds[:3] == ["UserMessageSaved", "ToolCallCompleted", "ToolCallCompleted"]
+    assert kinds[:4] == [
+        "UserMessageSaved",
+        "ReplyStarted",
+        "ToolCallCompleted",
+        "ToolCallCompleted",
+    ]
     assert kinds[-1] == "ReplyCompleted"
-    assert set(kinds[3:-1]) == {"ReplyDelta"}
+    assert set(kinds[4:-1]) == {"ReplyDelta"}
     assert events[0]["message"]["content"] == "buy milk and call mom"
     assert [
         (e["toolCall"]["name"], e["toolCall"]["arguments"]["title"], e["toolCall"]["ok"])
-        for e in events[1:3]
+        for e in events[2:4]
     ] == [("add_task", "buy milk", True), ("add_task", "call mom", True)]
-    assert "".join(e["text"] for e in events[3:-1]) == "Added both."
+    assert "".join(e["text"] for e in events[4:-1]) == "Added both."
     reply = events[-1]["message"]
     assert (reply["role"], reply["content"]) == ("ASSISTANT", "Added both.")
     assert [c["name"] for c in reply["toolCalls"]] == ["add_task", "add_task"]

@@ -64,4 +64,4 @@ async def test_migrations_started_at_once_wait_for_each_other() -> None:
     finally:
         await holder.close()
     assert len(versions) == 1
-    assert tables == 8  # seven tables and alembic_version
+    assert tables == 9  # eight tables and alembic_version

@@ -22,6 +22,7 @@ EXPECTED_TABLES = {
     "users",
     "conversations",
     "messages",
+    "reply_chunks",
     "tasks",
     "agent_runs",
     "task_effects",

@@ -29,7 +29,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db.engine import create_engine
-from db.models import Message, MessageRole, Task, User
+from db.models import LISTED_STATUSES, Message, MessageRole, Task, User
 from tests.conftest import ROOT, TEST_SECRET, GraphQLClient, token_for
 from tests.live.test_two_instances import free_port
 from tests.standin.groq_standin import GroqStandIn, call, slow, text, tool_calls
@@ -123,7 +123,13 @@ async def counts(database_url: str, subject: str) -> tuple[int, int, int]:
 
             messages = select(func.count()).select_from(Message).where(Message.user_id == user)
             questions = await count(messages.where(Message.role == MessageRole.USER))
-            replies = await count(messages.where(Message.role == MessageRole.ASSISTANT))
+            # a reply counts once it ended (COMPLETED or STOPPED): a STREAMING row is only
+            # a reply being written (issue 12), and one left by the killed server ends FAILED
+            replies = await count(
+                messages.where(
+                    Message.role == MessageRole.ASSISTANT, Message.status.in_(LISTED_STATUSES)
+                )
+            )
             tasks = await count(select(func.count()).select_from(Task).where(Task.user_id == user))
             return questions, replies, tasks
     finally:

@@ -1,5 +1,6 @@
 """Subscriptions over graphql-transport-ws: auth, messageAdded, sendMessageStream,
-cancellation and the per-connection / per-user limits."""
+a stream completed (stop) or dropped (the turn runs on) and the per-connection /
+per-user limits."""
 
 from __future__ import annotations
 
@@ -38,9 +39,10 @@ subscription Stream($input: SendMessageInput!) {
   sendMessageStream(input: $input) {
     __typename
     ... on UserMessageSaved { message { id role content conversation { id } } }
-    ... on ReplyDelta { text }
-    ... on ToolCallCompleted { toolCall { name arguments ok } }
-    ... on ReplyCompleted { message { id role content toolCalls { name } } }
+    ... on ReplyStarted { message { id role content status } }
+    ... on ReplyDelta { text sequence offset }
+    ... on ToolCallCompleted { toolCall { name arguments ok } sequence }
+    ... on ReplyCompleted { message { id role content status toolCalls { name } } }
   }
 }
 """
@@ -274,12 +276,27 @@ async def test_regenerated_reply_is_delivered(server: LiveServer, alice: GraphQL
 
 
 def assert_well_formed_stream(events: list[dict[str, Any]], content: str) -> dict[str, Any]:
-    """UserMessageSaved, then deltas / tool calls, then ReplyCompleted whose content is
-    the deltas joined. Returns the completed reply."""
+    """UserMessageSaved, ReplyStarted (the reply stored STREAMING), then deltas / tool calls
+    numbered 1, 2, 3, … with each delta's offset where it starts, then ReplyCompleted whose
+    content is the deltas joined. Returns the completed reply."""
     kinds = [event["__typename"] for event in events]
-    assert kinds[0] == "UserMessageSaved", kinds
+    assert kinds[:2] == ["UserMessageSaved", "ReplyStarted"], kinds
     assert kinds[-1] == "ReplyCompleted", kinds
-    assert set(kinds[1:-1]) <= {"ReplyDelta", "ToolCallCompleted"}, kinds
+    assert set(kinds[2:-1]) <= {"ReplyDelta", "ToolCallCompleted"}, kinds
+    started = events[1]["message"]
+    assert (started["status"], started["content"], started["role"]) == (
+        "STREAMING",
+        "",
+        "ASSISTANT",
+    )
+    assert [event["sequence"] for event in events[2:-1]] == list(range(1, len(events) - 2))
+    offset = 0
+    for event in events[2:-1]:
+        if event["__typename"] == "ReplyDelta":
+            assert event["offset"] == offset, events
+            offset += len(event["text"])
+    assert events[-1]["message"]["id"] == started["id"]
+    assert events[-1]["message"]["status"] == "COMPLETED"
     assert "ReplyDelta" in kinds, kinds
     saved = events[0]["message"]
     assert (saved["role"], saved["content"]) == ("USER", content)
@@ -381,15 +398,27 @@ async def test_streamed_client_message_id_is_idempotent_with_send_message(
     assert tasks["tasks"]["totalCount"] == 1
 
 
-# --- cancellation ----------------------------------------------------------------------
+# --- a stream completed or dropped before its end ------------------------------------
 
 SLOW_REPLY = " ".join(f"word{n}" for n in range(30))
 
+REPLY_STREAM = """
+subscription Join($messageId: ID!, $after: Int) {
+  replyStream(messageId: $messageId, afterSequence: $after) {
+    __typename
+    ... on ReplyStarted { message { id status } }
+    ... on ReplyDelta { text sequence offset }
+    ... on ToolCallCompleted { toolCall { name } sequence }
+    ... on ReplyCompleted { message { id role content status } }
+  }
+}
+"""
+
 
 async def start_slow_stream(
-    server_factory: ServerFactory, standin: GroqStandIn
+    server_factory: ServerFactory, standin: GroqStandIn, delay: float = 0.2
 ) -> tuple[LiveServer, GraphQLClient, str]:
-    standin.script(text(SLOW_REPLY, stream_delay=0.2))
+    standin.script(text(SLOW_REPLY, stream_delay=delay))
     live = await server_factory(
         agent_provider="groq", groq_api_key="k", groq_base_url=standin.base_url
     )
@@ -399,58 +428,86 @@ async def start_slow_stream(
     return live, client, conversation_id
 
 
-async def assert_turn_left_only_the_question(
-    client: GraphQLClient, conversation_id: str, standin: GroqStandIn
-) -> None:
-    """The model request was abandoned, only the question is stored, and the
-    conversation takes the next turn normally (its lock and transaction are free)."""
-
-    async def model_request_aborted() -> bool:
-        return standin.chat_requests[0].aborted
-
-    await eventually(model_request_aborted, timeout=3)
-    stored = await conversation_messages(client, conversation_id)
-    assert stored["messageCount"] == 1
-    assert [edge["node"] for edge in stored["messages"]["edges"]] == [
-        {"role": "USER", "content": "tell me a long story"}
-    ]
-
-    sent = await send_message(client, conversation_id, "and now?")
-
-    assert sent["message"]["content"] == "OK."
-    assert sent["conversation"]["messageCount"] == 3
-    stored = await conversation_messages(client, conversation_id)
-    assert [edge["node"]["content"] for edge in stored["messages"]["edges"]] == [
-        "tell me a long story",
-        "and now?",
-        "OK.",
-    ]
-
-
-async def stream_until_first_delta(ws: GraphQLWebSocket, conversation_id: str) -> None:
+async def stream_until_first_delta(ws: GraphQLWebSocket, conversation_id: str) -> str:
+    """Starts a streamed turn and reads it up to its first delta; the reply's id."""
     stream_input = {"conversationId": conversation_id, "content": "tell me a long story"}
     await ws.subscribe("s", SEND_MESSAGE_STREAM, {"input": stream_input})
     first = next_data(await ws.next_message(), "s")["sendMessageStream"]
     assert first["__typename"] == "UserMessageSaved"
+    started = next_data(await ws.next_message(), "s")["sendMessageStream"]
+    assert started["__typename"] == "ReplyStarted"
+    assert started["message"]["status"] == "STREAMING"
     delta = next_data(await ws.next_message(), "s")["sendMessageStream"]
-    assert delta == {"__typename": "ReplyDelta", "text": "word0 "}
+    assert delta == {"__typename": "ReplyDelta", "text": "word0 ", "sequence": 1, "offset": 0}
+    reply_id: str = started["message"]["id"]
+    return reply_id
 
 
-async def test_completing_a_stream_cancels_the_turn(server_factory: ServerFactory) -> None:
+async def test_completing_a_stream_stops_the_turn_and_keeps_a_stopped_reply(
+    server_factory: ServerFactory,
+) -> None:
+    """Completing the subscription cancels the model request, as it always did, but what
+    was generated stays: a STOPPED reply, listed after the question; the conversation
+    takes the next turn normally (its lock and transaction are free)."""
     with GroqStandIn() as standin:
         live, client, conversation_id = await start_slow_stream(server_factory, standin)
         async with connect(live.ws_url, bearer(client.token or "")) as ws:
-            await stream_until_first_delta(ws, conversation_id)
+            reply_id = await stream_until_first_delta(ws, conversation_id)
             await ws.complete("s")
-            await assert_turn_left_only_the_question(client, conversation_id, standin)
+
+            async def model_request_aborted() -> bool:
+                return standin.chat_requests[0].aborted
+
+            await eventually(model_request_aborted, timeout=3)
+        stopped = await client.data(
+            "query($id: ID!) { node(id: $id) { ... on Message { status content } } }",
+            {"id": reply_id},
+        )
+        assert stopped["node"]["status"] == "STOPPED"
+        assert stopped["node"]["content"].startswith("word0 ")
+        assert SLOW_REPLY.startswith(stopped["node"]["content"])
+        stored = await conversation_messages(client, conversation_id)
+        assert stored["messageCount"] == 2
+        assert [edge["node"] for edge in stored["messages"]["edges"]] == [
+            {"role": "USER", "content": "tell me a long story"},
+            {"role": "ASSISTANT", "content": stopped["node"]["content"]},
+        ]
+
+        sent = await send_message(client, conversation_id, "and now?")
+        assert sent["message"]["content"] == "OK."
+        assert sent["conversation"]["messageCount"] == 4
 
 
-async def test_dropping_the_socket_cancels_the_turn(server_factory: ServerFactory) -> None:
+async def test_a_dropped_socket_leaves_the_turn_running_and_a_client_rejoins_it(
+    server_factory: ServerFactory,
+) -> None:
+    """The socket drops after the first delta: the turn runs on (the model request is
+    not abandoned) and a new socket rejoins with `replyStream(afterSequence: 1)`: the
+    rest arrives once, in order, and the text by offset is the stored content."""
     with GroqStandIn() as standin:
-        live, client, conversation_id = await start_slow_stream(server_factory, standin)
+        live, client, conversation_id = await start_slow_stream(server_factory, standin, 0.05)
         async with connect(live.ws_url, bearer(client.token or "")) as ws:
-            await stream_until_first_delta(ws, conversation_id)
-        await assert_turn_left_only_the_question(client, conversation_id, standin)
+            reply_id = await stream_until_first_delta(ws, conversation_id)
+        async with connect(live.ws_url, bearer(client.token or "")) as ws:
+            await ws.subscribe("r", REPLY_STREAM, {"messageId": reply_id, "after": 1})
+            events = []
+            while True:
+                message = await ws.next_message()
+                if message == {"id": "r", "type": "complete"}:
+                    break
+                events.append(next_data(message, "r")["replyStream"])
+    assert not standin.chat_requests[0].aborted
+    deltas, completed = events[:-1], events[-1]
+    assert completed["__typename"] == "ReplyCompleted"
+    assert completed["message"]["status"] == "COMPLETED"
+    assert [delta["sequence"] for delta in deltas] == list(range(2, len(deltas) + 2))
+    text_by_offset = "word0 "
+    for delta in deltas:
+        assert delta["offset"] == len(text_by_offset)
+        text_by_offset += delta["text"]
+    assert text_by_offset == completed["message"]["content"] == SLOW_REPLY
+    stored = await conversation_messages(client, conversation_id)
+    assert stored["messageCount"] == 2
 
 
 # --- limits ----------------------------------------------------------------------------
