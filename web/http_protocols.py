@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from graphql import GraphQLError
@@ -18,9 +18,26 @@ from strawberry.http.streaming import MultipartSubscriptionTransport
 from strawberry.types import ExecutionResult
 
 from resolvers.context import Context
+from resolvers.resources import AppResources
 
-if TYPE_CHECKING:
-    from web.graphql import TaskchatGraphQLRouter
+
+class Slots(Protocol):
+    """The per-user stream slots a WebSocket takes too (`web.graphql.WebSocketSlots`)."""
+
+    def take(self, subject: str) -> bool: ...
+    def give_back(self, subject: str) -> None: ...
+
+
+class StreamingView(Protocol):
+    """What the multipart transport needs of the router (`StreamingView`)."""
+
+    @property
+    def resources(self) -> AppResources: ...
+    @property
+    def ws_slots(self) -> Slots: ...
+
+    def encode_json_string(self, data: object) -> str: ...
+
 
 MULTIPART_ACCEPT = 'multipart/mixed;subscriptionSpec="1.0"'
 _STREAM_KEY = "taskchat_stream"
@@ -37,7 +54,7 @@ def plain_http_subscription_refusal() -> ExecutionResult:
 
 
 def take_stream_slot(
-    view: TaskchatGraphQLRouter, request: Request, context: Context
+    view: StreamingView, request: Request, context: Context
 ) -> ExecutionResult | None:
     """A streamed subscription counts as one of the user's connections, like a socket."""
     principal = context.principal
@@ -54,7 +71,7 @@ def take_stream_slot(
 
 
 def guarded_stream(
-    view: TaskchatGraphQLRouter, request: Request, stream: Callable[[], AsyncIterator[str]]
+    view: StreamingView, request: Request, stream: Callable[[], AsyncIterator[str]]
 ) -> Callable[[], AsyncIterator[str]]:
     """Gives the slot back when the stream ends (or the client leaves), and ends the
     stream with an UNAUTHENTICATED error when the token expires."""
@@ -85,7 +102,7 @@ def guarded_stream(
     return guarded
 
 
-def _expired(view: TaskchatGraphQLRouter) -> str:
+def _expired(view: StreamingView) -> str:
     transport = MultipartSubscriptionTransport()
     error = {"message": "token expired", "extensions": {"code": "UNAUTHENTICATED"}}
     return (
