@@ -28,7 +28,9 @@ def _listed() -> ColumnElement[bool]:
 
 
 def _owned_rows() -> Select[Message]:
-    """`_owned`, with the user as bind parameter `user_id`: built once, reused."""
+    """The user's (bind parameter `user_id`) messages that are not deleted. Soft-deleting
+    a conversation soft-deletes its messages too, so one check suffices; reads never show
+    a message's metadata, so it is not fetched."""
     return (
         select(Message)
         .options(defer(Message.meta, raiseload=True))
@@ -37,26 +39,12 @@ def _owned_rows() -> Select[Message]:
 
 
 def _live_rows() -> Select[Message]:
-    """`_live`, with the user as bind parameter `user_id`: built once, reused."""
+    """`_owned_rows`, as lists show them."""
     return _owned_rows().where(_listed())
-
-
-def _owned(user_id: uuid.UUID) -> Select[Message]:
-    # soft-deleting a conversation soft-deletes its messages too, so one check suffices;
-    # reads never show a message's metadata, so it is not fetched
-    return (
-        select(Message)
-        .options(defer(Message.meta, raiseload=True))
-        .where(Message.user_id == user_id, Message.deleted_at.is_(None))
-    )
 
 
 def _in_conversation() -> Select[Message]:
     return _live_rows().where(Message.conversation_id == bindparam("conversation_id"))
-
-
-def _live(user_id: uuid.UUID) -> Select[Message]:
-    return _owned(user_id).where(_listed())
 
 
 async def list_messages(
@@ -129,12 +117,13 @@ async def active_replies(
 ) -> dict[uuid.UUID, Message]:
     """The STREAMING reply of each conversation that has one (a turn lock makes it one)."""
     rows = await session.scalars(
-        _owned(user_id)
+        _owned_rows()
         .where(
             Message.conversation_id.in_(conversation_ids),
             Message.status == MessageStatus.STREAMING,
         )
-        .order_by(Message.seq)
+        .order_by(Message.seq),
+        {"user_id": user_id},
     )
     return {message.conversation_id: message for message in rows}
 
@@ -277,9 +266,10 @@ async def messages_after(
 ) -> list[Message]:
     """Live messages stored after position `seq`, in order."""
     rows = await session.scalars(
-        _live(user_id)
+        _live_rows()
         .where(Message.conversation_id == conversation_id, Message.seq > seq)
         .order_by(Message.seq)
-        .limit(limit)
+        .limit(limit),
+        {"user_id": user_id},
     )
     return list(rows)

@@ -18,13 +18,8 @@ from db.types import utcnow
 TASKS = ListSpec.of("tasks", Task.created_at, Task.id, descending=True)
 
 
-def _listed(user_id: uuid.UUID, status: TaskStatus | None) -> Select[Task]:
-    stmt = select(Task).where(Task.user_id == user_id)
-    return stmt if status is None else stmt.where(Task.status == status)
-
-
 def _listed_rows(with_status: bool) -> Select[Task]:
-    """`_listed` with bind parameters `user_id` (and `status`): built once per form."""
+    """The user's tasks, bind parameters `user_id` (and `status`): built once per form."""
     stmt = select(Task).where(Task.user_id == bindparam("user_id"))
     return stmt.where(Task.status == bindparam("status")) if with_status else stmt
 
@@ -64,8 +59,8 @@ async def all_tasks(
     session: AsyncSession, user_id: uuid.UUID, status: TaskStatus | None, limit: int
 ) -> list[Task]:
     """Oldest first, as the assistant reads a list out."""
-    stmt = _listed(user_id, status).order_by(Task.created_at, Task.id).limit(limit)
-    return list(await session.scalars(stmt))
+    stmt = _listed_rows(status is not None).order_by(Task.created_at, Task.id).limit(limit)
+    return list(await session.scalars(stmt, _list_params(user_id, status)))
 
 
 async def get_task(session: AsyncSession, user_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:

@@ -47,8 +47,6 @@ class RequestTimeoutMiddleware:
                 work.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await work
-        if started:
-            return
         seconds = round(self.seconds)
         body = orjson.dumps(
             {
