@@ -42,9 +42,10 @@ from db.engine import create_engine, create_session_factory
 from db.locks import build_turn_locks
 from live.broker import build_broker
 from resolvers.resources import AppResources
-from schema.schema import build_schema, print_sdl
+from schema.schema import build_schema, compiled_operations, print_sdl
 from services import lifecycle
 from services.replies import build_reply_journal
+from web.compiled import CompiledOperationsMiddleware
 from web.graphiql import STATIC_DIR, STATIC_PATH
 from web.graphql import TaskchatGraphQLRouter, UnauthenticatedRequest, unauthenticated_body
 from web.middleware import RequestIdMiddleware
@@ -156,8 +157,9 @@ def create_app(
         max_body_size=settings.max_request_bytes,
     )
     manifest = load_manifest(settings.trusted_documents) if settings.trusted_documents else None
+    schema = build_schema(settings)
     graphql = TaskchatGraphQLRouter(
-        build_schema(settings),
+        schema,
         resources,
         persisted=PersistedDocuments(apq_capacity=settings.apq_cache_size, manifest=manifest),
         demo_token=None if settings.is_production else demo_token,
@@ -170,6 +172,15 @@ def create_app(
         allowed_origins=settings.allowed_origins,
     )
     app.include_router(graphql)
+    if settings.compiled_operations:
+        app.add_middleware(
+            CompiledOperationsMiddleware,
+            path="/graphql",
+            operations=compiled_operations(schema._schema, settings),
+            resources=resources,
+            persisted=graphql.persisted,
+            max_body=settings.max_request_bytes,
+        )
     app.include_router(ops_router(engine, settings.metrics_token))
     if not settings.is_production:
         # GraphiQL's page and assets, from this server: no CDN

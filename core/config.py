@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     max_query_aliases: int = 30
     max_query_tokens: int = 2000
     max_query_cost: int = 10_000
+    #: list and history queries planned once per document and answered with one SQL
+    #: statement per root field (off: every operation runs through normal execution)
+    compiled_operations: bool = True
     #: the cyclic garbage collector's gen-0 threshold once serving (Python's default: 700)
     gc_gen0_threshold: int = Field(default=50_000, ge=100)
     #: an HTTP request still running after this is cancelled and answered 503 (unset:

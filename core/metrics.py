@@ -11,6 +11,12 @@ from prometheus_client import Counter, Gauge, Histogram
 P = ParamSpec("P")
 T = TypeVar("T")
 
+COMPILED_OPERATIONS = Counter(
+    "taskchat_compiled_operations_total",
+    "POST /graphql requests a compiled plan answered (compiled) or normal execution did "
+    "(passed), of those that could have had one (JSON, with a token).",
+    ["path"],
+)
 GRAPHQL_OPERATIONS = Counter(
     "taskchat_graphql_operations_total",
     "GraphQL operations by operation name, type and outcome (ok or an error code).",

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, String, bindparam, exists, func, select, update
+from sqlalchemy import ColumnElement, Select, String, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -20,18 +20,14 @@ CONVERSATIONS = ListSpec.of(
 )
 
 
-def _listed(with_search: bool) -> Select[Conversation]:
-    """The list's select, with bind parameters `user_id`, `status` (and `search`)."""
-    stmt = (
-        select(Conversation)
-        # the list never shows metadata: don't fetch it (and fail loudly if read)
-        .options(defer(Conversation.meta, raiseload=True))
-        .where(
-            Conversation.user_id == bindparam("user_id"),
-            Conversation.status == bindparam("status"),
-            Conversation.deleted_at.is_(None),
-        )
-    )
+def listed_filters(with_search: bool) -> list[ColumnElement[bool]]:
+    """Which conversations the list shows, with bind parameters `user_id`, `status` (and
+    `search`)."""
+    filters = [
+        Conversation.user_id == bindparam("user_id"),
+        Conversation.status == bindparam("status"),
+        Conversation.deleted_at.is_(None),
+    ]
     if with_search:
         term = bindparam("search", type_=String)
         in_messages = exists().where(
@@ -40,11 +36,21 @@ def _listed(with_search: bool) -> Select[Conversation]:
             Message.status.in_(LISTED_STATUSES),
             Message.content.icontains(term, escape=LIKE_ESCAPE),
         )
-        stmt = stmt.where(Conversation.title.icontains(term, escape=LIKE_ESCAPE) | in_messages)
-    return stmt
+        filters.append(Conversation.title.icontains(term, escape=LIKE_ESCAPE) | in_messages)
+    return filters
 
 
-def _list_params(
+def _listed(with_search: bool) -> Select[Conversation]:
+    """The list's select (`listed_filters`)."""
+    return (
+        select(Conversation)
+        # the list never shows metadata: don't fetch it (and fail loudly if read)
+        .options(defer(Conversation.meta, raiseload=True))
+        .where(*listed_filters(with_search))
+    )
+
+
+def list_params(
     user_id: uuid.UUID, status: ConversationStatus, search: str | None
 ) -> dict[str, object]:
     params: dict[str, object] = {"user_id": user_id, "status": status}
@@ -87,7 +93,7 @@ async def list_conversations(
         session,
         ("conversations", with_search),
         lambda: _listed(with_search),
-        _list_params(user_id, status, search),
+        list_params(user_id, status, search),
         CONVERSATIONS,
         window,
     )
@@ -96,7 +102,7 @@ async def list_conversations(
 async def count_conversations(
     session: AsyncSession, user_id: uuid.UUID, status: ConversationStatus, search: str | None
 ) -> int:
-    count = await session.scalar(_COUNTS[bool(search)], _list_params(user_id, status, search))
+    count = await session.scalar(_COUNTS[bool(search)], list_params(user_id, status, search))
     return int(count or 0)
 
 

@@ -43,8 +43,22 @@ def _live_rows() -> Select[Message]:
     return _owned_rows().where(_listed())
 
 
+def in_conversation_filters() -> list[ColumnElement[bool]]:
+    """A conversation's page of messages: bind parameters `user_id`, `conversation_id`."""
+    return [
+        Message.user_id == bindparam("user_id"),
+        Message.deleted_at.is_(None),
+        _listed(),
+        Message.conversation_id == bindparam("conversation_id"),
+    ]
+
+
 def _in_conversation() -> Select[Message]:
-    return _live_rows().where(Message.conversation_id == bindparam("conversation_id"))
+    return (
+        select(Message)
+        .options(defer(Message.meta, raiseload=True))
+        .where(*in_conversation_filters())
+    )
 
 
 async def list_messages(

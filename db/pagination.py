@@ -89,6 +89,12 @@ class Window:
     after: tuple[KeyPart, ...] | None = None
     before: tuple[KeyPart, ...] | None = None
 
+    @property
+    def cursor_behind(self) -> bool:
+        """A cursor on the side the page moves away from (`after` of a forward page):
+        whether rows lie beyond it is the page's other flag."""
+        return (self.before if self.backward else self.after) is not None
+
 
 @dataclass(slots=True)
 class Page(Generic[T]):
@@ -109,6 +115,44 @@ def _key_params(prefix: str, spec: ListSpec) -> list[BindParameter[Any]]:
     ]
 
 
+def page_of(stmt: Select[T], spec: ListSpec, window: Window) -> Select[T]:
+    """`stmt` cut to the window's page (one row more than asked), in fetch order: bind
+    parameters `after_N`, `before_N` and `page_limit` (`window_values`)."""
+    if window.after is not None:
+        stmt = stmt.where(spec.beyond(_key_params("after", spec)))
+    if window.before is not None:
+        stmt = stmt.where(spec.beyond(_key_params("before", spec), reverse=True))
+    return stmt.order_by(*spec.ordered(reverse=window.backward)).limit(
+        bindparam("page_limit", type_=Integer)
+    )
+
+
+def other_side_of(stmt: Select[Any], spec: ListSpec, window: Window) -> Select[Any] | None:
+    """Whether anything lies at or beyond the window's cursor in the other direction
+    (`hasPreviousPage` of a forward page), or `None` when no cursor there."""
+    if not window.cursor_behind:
+        return None
+    prefix = "before" if window.backward else "after"
+    at_or_behind = ~spec.beyond(_key_params(prefix, spec), reverse=window.backward)
+    return stmt.where(at_or_behind)
+
+
+def window_values(window: Window) -> dict[str, Any]:
+    """The bind parameter values `page_of` and `other_side_of` take."""
+    values: dict[str, Any] = {"page_limit": window.limit + 1}
+    for prefix, key in (("after", window.after), ("before", window.before)):
+        if key is not None:
+            values.update({f"{prefix}_{position}": part for position, part in enumerate(key)})
+    return values
+
+
+def page_flags(window: Window, has_more: bool, has_other_side: bool) -> tuple[bool, bool]:
+    """(`hasNextPage`, `hasPreviousPage`) of a page in this window."""
+    if window.backward:
+        return has_other_side, has_more
+    return has_more, has_other_side
+
+
 def _page_statements(
     shape: Hashable, base: Callable[[], Select[T]], spec: ListSpec, window: Window
 ) -> tuple[Select[T], Select[Any] | None]:
@@ -116,21 +160,11 @@ def _page_statements(
     statements = _PAGE_STATEMENTS.get(key)
     if statements is None:
         stmt = base()
-        query = stmt
-        if window.after is not None:
-            query = query.where(spec.beyond(_key_params("after", spec)))
-        if window.before is not None:
-            query = query.where(spec.beyond(_key_params("before", spec), reverse=True))
-        query = query.order_by(*spec.ordered(reverse=window.backward)).limit(
-            bindparam("page_limit", type_=Integer)
+        other_side = other_side_of(stmt, spec, window)
+        statements = _PAGE_STATEMENTS[key] = (
+            page_of(stmt, spec, window),
+            None if other_side is None else select(other_side.exists()),
         )
-        # the far side of the cursor: anything at or beyond it in the other direction
-        other_side: Select[Any] | None = None
-        prefix = "before" if window.backward else "after"
-        if (window.before if window.backward else window.after) is not None:
-            at_or_behind = ~spec.beyond(_key_params(prefix, spec), reverse=window.backward)
-            other_side = select(stmt.where(at_or_behind).exists())
-        statements = _PAGE_STATEMENTS[key] = (query, other_side)
     return statements
 
 
@@ -146,10 +180,7 @@ async def fetch_page(
     parameters (their values in `params`); it is called once per `shape`, the name of
     that select's form (e.g. with or without a search term)."""
     query, other_side = _page_statements(shape, base, spec, window)
-    values = {**params, "page_limit": window.limit + 1}
-    for prefix, key in (("after", window.after), ("before", window.before)):
-        if key is not None:
-            values.update({f"{prefix}_{position}": part for position, part in enumerate(key)})
+    values = {**params, **window_values(window)}
     rows = list((await session.scalars(query, values)).all())
     has_more = len(rows) > window.limit
     rows = rows[: window.limit]
@@ -158,6 +189,5 @@ async def fetch_page(
     has_other_side = False
     if other_side is not None:
         has_other_side = bool(await session.scalar(other_side, values))
-    if window.backward:
-        return Page(rows, has_next_page=has_other_side, has_previous_page=has_more)
-    return Page(rows, has_next_page=has_more, has_previous_page=has_other_side)
+    has_next_page, has_previous_page = page_flags(window, has_more, has_other_side)
+    return Page(rows, has_next_page=has_next_page, has_previous_page=has_previous_page)

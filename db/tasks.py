@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Select, bindparam, delete, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -18,13 +18,20 @@ from db.types import utcnow
 TASKS = ListSpec.of("tasks", Task.created_at, Task.id, descending=True)
 
 
+def listed_filters(with_status: bool) -> list[ColumnElement[bool]]:
+    """The user's tasks, bind parameters `user_id` (and `status`)."""
+    filters = [Task.user_id == bindparam("user_id")]
+    if with_status:
+        filters.append(Task.status == bindparam("status"))
+    return filters
+
+
 def _listed_rows(with_status: bool) -> Select[Task]:
-    """The user's tasks, bind parameters `user_id` (and `status`): built once per form."""
-    stmt = select(Task).where(Task.user_id == bindparam("user_id"))
-    return stmt.where(Task.status == bindparam("status")) if with_status else stmt
+    """The list's select (`listed_filters`): built once per form."""
+    return select(Task).where(*listed_filters(with_status))
 
 
-def _list_params(user_id: uuid.UUID, status: TaskStatus | None) -> dict[str, object]:
+def list_params(user_id: uuid.UUID, status: TaskStatus | None) -> dict[str, object]:
     return {"user_id": user_id} if status is None else {"user_id": user_id, "status": status}
 
 
@@ -44,14 +51,14 @@ async def list_tasks(
         session,
         ("tasks", with_status),
         lambda: _listed_rows(with_status),
-        _list_params(user_id, status),
+        list_params(user_id, status),
         TASKS,
         window,
     )
 
 
 async def count_tasks(session: AsyncSession, user_id: uuid.UUID, status: TaskStatus | None) -> int:
-    count = await session.scalar(_COUNTS[status is not None], _list_params(user_id, status))
+    count = await session.scalar(_COUNTS[status is not None], list_params(user_id, status))
     return int(count or 0)
 
 
@@ -60,7 +67,7 @@ async def all_tasks(
 ) -> list[Task]:
     """Oldest first, as the assistant reads a list out."""
     stmt = _listed_rows(status is not None).order_by(Task.created_at, Task.id).limit(limit)
-    return list(await session.scalars(stmt, _list_params(user_id, status)))
+    return list(await session.scalars(stmt, list_params(user_id, status)))
 
 
 async def get_task(session: AsyncSession, user_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSchema
 from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from core.config import Settings
+from schema.compiled.operations import CompiledOperations
 from schema.extensions.error_codes import ErrorCodes
 from schema.extensions.limits import DocumentLimits, Limits
 from schema.extensions.operation_log import OperationLog
@@ -29,13 +30,22 @@ class TaskchatSchema(strawberry.Schema):
         """`ErrorCodes` logs what is unexpected; expected errors are no news."""
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
-    settings = settings or Settings()
-    limits = Limits(
+def limits_of(settings: Settings) -> Limits:
+    return Limits(
         max_depth=settings.max_query_depth,
         max_aliases=settings.max_query_aliases,
         max_cost=settings.max_query_cost,
     )
+
+
+def compiled_operations(schema: GraphQLSchema, settings: Settings) -> CompiledOperations:
+    """The plans of `schema`'s hot queries, under the limits normal execution applies."""
+    return CompiledOperations(schema, limits_of(settings), settings.max_query_tokens)
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    settings = settings or Settings()
+    limits = limits_of(settings)
     hide_suggestions = settings.is_production
     # factories: every operation gets fresh extension instances (the caches are shared)
     extensions: list[Callable[[], SchemaExtension]] = [

@@ -236,13 +236,14 @@ class DocumentLimits(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
-            problem = self._problem(
+            problem = limit_problem(
+                self.limits,
                 measure_operations(
                     context.schema._schema,
                     document,
                     context.variables or {},
                     context.operation_name,
-                )
+                ),
             )
             if problem is not None:
                 message, node = problem
@@ -251,28 +252,29 @@ class DocumentLimits(SchemaExtension):
                 ]
         yield
 
-    def _problem(
-        self, measures: list[tuple[OperationDefinitionNode, Measure]]
-    ) -> tuple[str, OperationDefinitionNode | None] | None:
-        limits = self.limits
-        aliases = sum(measure.aliases for _, measure in measures)
-        if aliases > limits.max_aliases:
-            return f"{aliases} aliases found. Allowed: {limits.max_aliases}", None
-        for operation, measure in measures:
-            name = operation.name.value if operation.name else "anonymous"
-            if measure.repeats > limits.max_repeats:
-                return (
-                    f"'{name}' selects one field or fragment {measure.repeats} times in one "
-                    f"selection set (at most {limits.max_repeats})",
-                    operation,
-                )
-            if measure.depth > limits.max_depth:
-                return f"'{name}' exceeds maximum operation depth of {limits.max_depth}", operation
-            if measure.cost > limits.max_cost:
-                estimate = f"{measure.cost:,}" if measure.cost < 10**15 else "more than 10^15"
-                return (
-                    f"the operation exceeds the maximum query cost of {limits.max_cost} "
-                    f"(estimated {estimate}); ask for smaller pages",
-                    operation,
-                )
-        return None
+
+def limit_problem(
+    limits: Limits, measures: list[tuple[OperationDefinitionNode, Measure]]
+) -> tuple[str, OperationDefinitionNode | None] | None:
+    """The first limit the measured operations exceed (message, operation), if any."""
+    aliases = sum(measure.aliases for _, measure in measures)
+    if aliases > limits.max_aliases:
+        return f"{aliases} aliases found. Allowed: {limits.max_aliases}", None
+    for operation, measure in measures:
+        name = operation.name.value if operation.name else "anonymous"
+        if measure.repeats > limits.max_repeats:
+            return (
+                f"'{name}' selects one field or fragment {measure.repeats} times in one "
+                f"selection set (at most {limits.max_repeats})",
+                operation,
+            )
+        if measure.depth > limits.max_depth:
+            return f"'{name}' exceeds maximum operation depth of {limits.max_depth}", operation
+        if measure.cost > limits.max_cost:
+            estimate = f"{measure.cost:,}" if measure.cost < 10**15 else "more than 10^15"
+            return (
+                f"the operation exceeds the maximum query cost of {limits.max_cost} "
+                f"(estimated {estimate}); ask for smaller pages",
+                operation,
+            )
+    return None

@@ -41,9 +41,6 @@ class OperationLog(SchemaExtension):
 
     def _observe(self, result: Any, elapsed: float) -> None:
         context = self.execution_context.context
-        operation = self.execution_context.operation_name or "anonymous"
-        principal = getattr(context, "principal", None)
-        label = operation_label(operation, is_authenticated=principal is not None)
         try:
             kind = self.execution_context.operation_type.value
         except RuntimeError:
@@ -52,14 +49,24 @@ class OperationLog(SchemaExtension):
         outcome = "ok"
         if errors:
             outcome = str((errors[0].extensions or {}).get("code", "INTERNAL_SERVER_ERROR"))
-        GRAPHQL_OPERATIONS.labels(label, kind, outcome).inc()
-        GRAPHQL_DURATION.labels(label, kind, outcome).observe(elapsed)
-        log.info(
-            "graphql operation",
-            request_id=getattr(context, "request_id", None),
-            user=getattr(principal, "subject", None),
-            operation=operation,
-            type=kind,
-            outcome=outcome,
-            elapsed_ms=round(elapsed * 1000, 2),
-        )
+        observe_operation(context, self.execution_context.operation_name, kind, outcome, elapsed)
+
+
+def observe_operation(
+    context: Any, operation_name: str | None, kind: str, outcome: str, elapsed: float
+) -> None:
+    """Counts, times and logs one operation (normal execution or a compiled plan)."""
+    operation = operation_name or "anonymous"
+    principal = getattr(context, "principal", None)
+    label = operation_label(operation, is_authenticated=principal is not None)
+    GRAPHQL_OPERATIONS.labels(label, kind, outcome).inc()
+    GRAPHQL_DURATION.labels(label, kind, outcome).observe(elapsed)
+    log.info(
+        "graphql operation",
+        request_id=getattr(context, "request_id", None),
+        user=getattr(principal, "subject", None),
+        operation=operation,
+        type=kind,
+        outcome=outcome,
+        elapsed_ms=round(elapsed * 1000, 2),
+    )

@@ -2,6 +2,9 @@
 statements it costs, pinned. A list costs the same whatever its page size: related
 data comes from DataLoaders, one statement per relation, never one per row.
 
+The lists a compiled plan answers are pinned on both paths: one statement per page
+compiled (`COMPILED_OPERATIONS`, the default), one per relation through normal execution.
+
 Each test starts a server of its own, so nothing but the measured request touches its
 engine while statements are counted. Run with `-s` to see the measured counts.
 """
@@ -13,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
 
@@ -49,12 +53,18 @@ async def measure(
     return len(statements), data
 
 
+#: both paths of the lists a plan answers
+PATHS = pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "generic"])
+
+
 def user_lookups(statements: list[str]) -> int:
     return sum("FROM users" in statement for statement in statements)
 
 
-async def fresh_client(server_factory: ServerFactory) -> tuple[LiveServer, GraphQLClient]:
-    live = await server_factory()
+async def fresh_client(
+    server_factory: ServerFactory, *, compiled: bool = True
+) -> tuple[LiveServer, GraphQLClient]:
+    live = await server_factory(compiled_operations=compiled)
     client = live.client(token_for(f"bench-{uuid.uuid4()}"))
     await client.data("{ me { id } }")  # the user row exists before anything is measured
     return live, client
@@ -97,10 +107,11 @@ query($first: Int!, $after: String) {
 }"""
 
 
+@PATHS
 async def test_conversation_page_cost_does_not_grow_with_page_size(
-    server_factory: ServerFactory, backend: str
+    server_factory: ServerFactory, backend: str, compiled: bool
 ) -> None:
-    live, client = await fresh_client(server_factory)
+    live, client = await fresh_client(server_factory, compiled=compiled)
     await create_conversations(client, 20)
 
     counts = {}
@@ -114,15 +125,17 @@ async def test_conversation_page_cost_does_not_grow_with_page_size(
         assert nodes[3]["lastMessage"] is None
     report(backend, "conversations { totalCount messageCount lastMessage }", counts)
 
-    # page, count, message counts, last messages (the user is known: no lookup)
+    # compiled: one statement; generic: page, count, message counts, last messages (the
+    # user is known: no lookup)
     assert counts[5] == counts[20]
-    assert counts[20] == 4
+    assert counts[20] == (1 if compiled else 4)
 
 
+@PATHS
 async def test_conversation_page_after_a_cursor_cost_does_not_grow_with_page_size(
-    server_factory: ServerFactory, backend: str
+    server_factory: ServerFactory, backend: str, compiled: bool
 ) -> None:
-    live, client = await fresh_client(server_factory)
+    live, client = await fresh_client(server_factory, compiled=compiled)
     await create_conversations(client, 20)
     first_page = await client.data("{ conversations(first: 2) { pageInfo { endCursor } } }")
     after = first_page["conversations"]["pageInfo"]["endCursor"]
@@ -134,9 +147,10 @@ async def test_conversation_page_after_a_cursor_cost_does_not_grow_with_page_siz
         assert len(data["conversations"]["edges"]) == size
     report(backend, "conversations(after:) { ... }", counts)
 
-    # the page after a cursor also asks whether anything lies before it
+    # the page after a cursor also asks whether anything lies before it (compiled: in
+    # the same statement)
     assert counts[5] == counts[18]
-    assert counts[18] == 5
+    assert counts[18] == (1 if compiled else 5)
 
 
 LAST_MESSAGE_CONVERSATIONS = """
@@ -183,10 +197,11 @@ query($first: Int!) {
 }"""
 
 
+@PATHS
 async def test_task_page_cost_does_not_grow_with_page_size(
-    server_factory: ServerFactory, backend: str
+    server_factory: ServerFactory, backend: str, compiled: bool
 ) -> None:
-    live, client = await fresh_client(server_factory)
+    live, client = await fresh_client(server_factory, compiled=compiled)
     for number in range(20):
         await client.data(CREATE_TASK, {"title": f"task {number}"})
 
@@ -197,9 +212,9 @@ async def test_task_page_cost_does_not_grow_with_page_size(
         assert data["tasks"]["totalCount"] == 20
     report(backend, "tasks { totalCount }", counts)
 
-    # page, count
+    # page, count (compiled: in one statement)
     assert counts[5] == counts[20]
-    assert counts[20] == 2
+    assert counts[20] == (1 if compiled else 2)
 
 
 MESSAGE_PAGE = """
@@ -239,6 +254,49 @@ async def test_message_page_cost_does_not_grow_with_page_size(
     # conversation, page, count (the messages' conversation comes from the loader's cache)
     assert counts[3] == counts[10]
     assert counts[10] == 3
+
+
+HISTORY_PAGE = """
+query($id: ID!, $last: Int!, $before: String) {
+  conversation(id: $id) {
+    title messageCount
+    messages(last: $last, before: $before) {
+      totalCount
+      edges { cursor node { id content role createdAt } }
+      pageInfo { hasPreviousPage startCursor }
+    }
+  }
+}"""
+
+
+@PATHS
+async def test_history_page_cost_does_not_grow_with_page_size(
+    server_factory: ServerFactory, backend: str, compiled: bool
+) -> None:
+    live, client = await fresh_client(server_factory, compiled=compiled)
+    conversation_id = None
+    for number in range(6):
+        data = await client.data(
+            SEND, {"conversationId": conversation_id, "content": f"add task: item {number}"}
+        )
+        conversation_id = data["sendMessage"]["conversation"]["id"]
+    newest = await client.data(HISTORY_PAGE, {"id": conversation_id, "last": 2})
+    before = newest["conversation"]["messages"]["pageInfo"]["startCursor"]
+
+    counts = {}
+    for size in (3, 10):
+        variables = {"id": conversation_id, "last": size, "before": before}
+        counts[size], data = await measure(live, client, HISTORY_PAGE, variables)
+        messages = data["conversation"]["messages"]
+        assert len(messages["edges"]) == size
+        assert messages["totalCount"] == 12
+        assert messages["pageInfo"]["hasPreviousPage"] is (size == 3)
+    report(backend, "conversation { messages(last:, before:) }", counts)
+
+    # compiled: one statement; generic: the conversation, the page, whether more lie
+    # after the cursor, the count
+    assert counts[3] == counts[10]
+    assert counts[10] == (1 if compiled else 4)
 
 
 def aliased_nodes(count: int, fragment: str) -> str:
@@ -340,17 +398,18 @@ ROOT_FIELDS = """
 """
 
 
+@PATHS
 async def test_root_fields_of_a_known_user_cost_no_user_lookup(
-    server_factory: ServerFactory, backend: str
+    server_factory: ServerFactory, backend: str, compiled: bool
 ) -> None:
-    live, client = await fresh_client(server_factory)
+    live, client = await fresh_client(server_factory, compiled=compiled)
     with recording_statements(live) as statements:
         data = await client.data(ROOT_FIELDS)
     assert data["tasks"]["totalCount"] == 0
     print(f"\n[{backend}] four root fields: {len(statements)} statements")
     assert user_lookups(statements) == 0
-    # a page and a count for each of the three lists
-    assert len(statements) == 6
+    # a page and a count for each of the three lists (compiled: one statement each)
+    assert len(statements) == (3 if compiled else 6)
 
 
 async def test_brand_new_user_is_created_once_by_sibling_fields(

@@ -1,0 +1,168 @@
+"""The compiled path in front of the GraphQL endpoint: a plain JSON POST whose document
+has a plan (`schema.compiled`) is answered here, its rows rendered straight into the
+response bytes; every other request — and any that would answer an error, down to a bad
+cursor — goes on to normal execution untouched (its body replayed), which answers it as
+it always has. Either way the request passes the same middleware (request id, timeout,
+security headers, CORS)."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.auth import Principal
+from core.logging import get_logger
+from core.metrics import COMPILED_OPERATIONS
+from resolvers.context import Context
+from resolvers.resources import AppResources
+from schema.compiled.operations import CompiledOperations, Prepared
+from schema.extensions.operation_log import observe_operation
+from web.persisted import PersistedDocuments, PersistedQueryError
+
+log = get_logger("taskchat.compiled")
+
+GRAPHQL_RESPONSE_JSON = b"application/graphql-response+json"
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_GRAPHQL_RESPONSE_HEADERS = [(b"content-type", GRAPHQL_RESPONSE_JSON)]
+
+
+class _Pass(Exception):
+    """Normal execution answers this request."""
+
+
+class CompiledOperationsMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        path: str,
+        operations: CompiledOperations,
+        resources: AppResources,
+        persisted: PersistedDocuments,
+        max_body: int,
+    ) -> None:
+        self.app = app
+        self.path = path
+        self.operations = operations
+        self.resources = resources
+        self.persisted = persisted
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if not self._candidate(headers):
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:  # the client went away
+            return
+        try:
+            answer = await self._answer(scope, headers, body)
+        except _Pass:
+            answer = None
+        if answer is None:
+            COMPILED_OPERATIONS.labels("passed").inc()
+            await self.app(scope, _replay(body, receive), send)
+            return
+        COMPILED_OPERATIONS.labels("compiled").inc()
+        await send({"type": "http.response.start", "status": 200, "headers": answer[0]})
+        await send({"type": "http.response.body", "body": answer[1]})
+
+    def _candidate(self, headers: dict[bytes, bytes]) -> bool:
+        """A JSON body of a known, bounded size, with a token: what a plan can answer."""
+        if not headers.get(b"content-type", b"").startswith(b"application/json"):
+            return False
+        if b"authorization" not in headers:
+            return False
+        accept = headers.get(b"accept", b"")
+        if b"multipart" in accept or b"text/event-stream" in accept:
+            return False
+        length = headers.get(b"content-length")
+        return length is not None and length.isdigit() and int(length) <= self.max_body
+
+    async def _answer(
+        self, scope: Scope, headers: dict[bytes, bytes], body: bytes
+    ) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
+        started = time.perf_counter()
+        prepared = self._prepare(body)
+        principal = await self._principal(headers)
+        request_id = str(scope.get("state", {}).get("request_id", ""))
+        context = Context(self.resources, principal, request_id)
+        try:
+            data = await prepared.plan.run(context, prepared.variables)
+        except Exception as error:  # normal execution answers it, error and all
+            raise _Pass from error
+        finally:
+            await context.close()
+        content = orjson.dumps({"data": data})
+        elapsed = time.perf_counter() - started
+        observe_operation(context, prepared.operation_name, "query", "ok", elapsed)
+        negotiated = GRAPHQL_RESPONSE_JSON in headers.get(b"accept", b"")
+        response_headers = [
+            *(_GRAPHQL_RESPONSE_HEADERS if negotiated else _JSON_HEADERS),
+            (b"content-length", str(len(content)).encode()),
+        ]
+        return response_headers, content
+
+    def _prepare(self, body: bytes) -> Prepared:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise _Pass from None
+        if not isinstance(payload, dict):
+            raise _Pass
+        query, variables = payload.get("query"), payload.get("variables")
+        operation_name, extensions = payload.get("operationName"), payload.get("extensions")
+        if not isinstance(query, str | None) or not isinstance(operation_name, str | None):
+            raise _Pass
+        if not isinstance(variables, dict | None) or not isinstance(extensions, dict | None):
+            raise _Pass
+        document_id = None
+        if query is None and (extensions or {}).get("persistedQuery") is None:
+            document_id = payload.get("documentId") or payload.get("doc_id")
+        try:
+            document = self.persisted.resolve(query, extensions, document_id)
+        except PersistedQueryError:
+            raise _Pass from None
+        if document is None:
+            raise _Pass
+        prepared = self.operations.prepare(document, operation_name, variables)
+        if prepared is None:
+            raise _Pass
+        return prepared
+
+    async def _principal(self, headers: dict[bytes, bytes]) -> Principal:
+        try:
+            header = headers[b"authorization"].decode("latin-1")
+            return await self.resources.verifier.verify_header(header)
+        except Exception:  # a 401 is normal execution's to give
+            raise _Pass from None
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
