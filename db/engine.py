@@ -75,6 +75,26 @@ def create_engine(
 def _create_postgres_engine(
     database: DatabaseUrl, pool_size: int, max_overflow: int | None, pre_ping: bool, pooled: bool
 ) -> AsyncEngine:
+    engine = _postgres_engine(database, pool_size, max_overflow, pre_ping, pooled)
+    if not pooled:
+        event.listen(engine.sync_engine, "connect", _plan_every_execution)
+    return engine
+
+
+def _plan_every_execution(dbapi_connection: Any, _record: Any) -> None:
+    """A reused prepared statement switches to a generic plan after five runs, planned
+    for an average conversation: for one of 100,000 messages that plan sorts them all
+    (38 ms) where the custom plan reads 51 rows off the index (0.04 ms, plus 0.08 ms of
+    planning). Behind a transaction pooler no statement is reused (each is planned
+    afresh), and a session setting would not stay with us: only on direct connections."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET plan_cache_mode = force_custom_plan")
+    cursor.close()
+
+
+def _postgres_engine(
+    database: DatabaseUrl, pool_size: int, max_overflow: int | None, pre_ping: bool, pooled: bool
+) -> AsyncEngine:
     return create_async_engine(
         database.url,
         connect_args=database.sqlalchemy_connect_args(pooled=pooled),

@@ -1,0 +1,24 @@
+"""Direct PostgreSQL connections plan every execution of a prepared statement for its
+values: a generic plan, made for an average conversation, sorts all the messages of a
+large one to return a page."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from db.engine import create_engine
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+async def test_direct_connections_plan_each_execution(
+    database_urls: dict[str, str], pooled: bool
+) -> None:
+    engine = create_engine(database_urls["postgres"], pooled=pooled)
+    try:
+        async with engine.connect() as connection:
+            mode = await connection.scalar(text("SHOW plan_cache_mode"))
+    finally:
+        await engine.dispose()
+    # behind a transaction pooler no statement is reused: nothing to set, nothing kept
+    assert mode == ("auto" if pooled else "force_custom_plan")
