@@ -90,6 +90,8 @@ def _plan_every_execution(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("SET plan_cache_mode = force_custom_plan")
     cursor.close()
+    # the driver opened a transaction for it: a rollback at checkin would undo the SET
+    dbapi_connection.commit()
 
 
 def _postgres_engine(

@@ -14,10 +14,12 @@ from db.engine import create_engine
 async def test_direct_connections_plan_each_execution(
     database_urls: dict[str, str], pooled: bool
 ) -> None:
-    engine = create_engine(database_urls["postgres"], pooled=pooled)
+    engine = create_engine(database_urls["postgres"], pool_size=1, pooled=pooled)
     try:
-        async with engine.connect() as connection:
-            mode = await connection.scalar(text("SHOW plan_cache_mode"))
+        for _ in range(3):  # the setting outlives the transactions of the connection
+            async with engine.connect() as connection:
+                mode = await connection.scalar(text("SHOW plan_cache_mode"))
+                await connection.rollback()
     finally:
         await engine.dispose()
     # behind a transaction pooler no statement is reused: nothing to set, nothing kept
