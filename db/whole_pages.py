@@ -189,6 +189,15 @@ def _whole_page(
 _STATEMENTS: dict[Hashable, Select[Any]] = {}
 
 
+async def _rows(
+    session: AsyncSession, stmt: Select[Any], values: dict[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """Core rows on the session's connection: no ORM entities, no ORM execution."""
+    connection = await session.connection()
+    rows: Sequence[Sequence[Any]] = (await connection.execute(stmt, values)).all()
+    return rows
+
+
 def _shape(ask: Hashable, variant: Hashable, window: Window) -> tuple[Hashable, ...]:
     return (ask, variant, window.backward, window.after is None, window.before is None)
 
@@ -214,7 +223,7 @@ async def conversation_page(
         spec = conversation_queries.CONVERSATIONS
         stmt = _STATEMENTS[key] = _list_statement(Conversation, ask, filters, spec, window)
     values = {**conversation_queries.list_params(user_id, status, search), **window_values(window)}
-    rows = (await session.execute(stmt, values)).all()
+    rows = await _rows(session, stmt, values)
     return _whole_page(rows, _head_width(ask, window), ask, window)
 
 
@@ -233,7 +242,7 @@ async def task_page(
         filters = task_queries.listed_filters(with_status)
         stmt = _STATEMENTS[key] = _list_statement(Task, ask, filters, task_queries.TASKS, window)
     values = {**task_queries.list_params(user_id, status), **window_values(window)}
-    rows = (await session.execute(stmt, values)).all()
+    rows = await _rows(session, stmt, values)
     return _whole_page(rows, _head_width(ask, window), ask, window)
 
 
@@ -284,7 +293,7 @@ async def conversation_with_messages(
     values: dict[str, Any] = {"user_id": user_id, "conversation_id": conversation_id}
     if window is not None:
         values.update(window_values(window))
-    rows = (await session.execute(stmt, values)).all()
+    rows = await _rows(session, stmt, values)
     width = 1 + row_width(conversation)
     if not rows or rows[0][0] is None:
         return ConversationWithMessages(None, None)
