@@ -17,11 +17,14 @@ from tests.conftest import PG_URL
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = [
     ("S1", "taskchat"),
+    ("S1", "generic"),
     ("S1", "floor"),
     ("S1", "peer"),
     ("S2 newest", "taskchat"),
+    ("S2 newest", "generic"),
     ("S2 newest", "peer"),
     ("S2 deep", "taskchat"),
+    ("S2 deep", "generic"),
     ("S2 deep", "peer"),
     ("S4", "taskchat"),
     ("S3", "taskchat"),
