@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Select, String, bindparam, exists, func, s
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from db.models import LISTED_STATUSES, Conversation, ConversationStatus, Message, User
+from db.models import Conversation, ConversationStatus, Message, User, is_listed
 from db.pagination import ListSpec, Page, Window, fetch_page
 from db.types import utcnow
 
@@ -33,7 +33,7 @@ def listed_filters(with_search: bool) -> list[ColumnElement[bool]]:
         in_messages = exists().where(
             Message.conversation_id == Conversation.id,
             Message.deleted_at.is_(None),
-            Message.status.in_(LISTED_STATUSES),
+            is_listed(Message.status),
             Message.content.icontains(term, escape=LIKE_ESCAPE),
         )
         filters.append(Conversation.title.icontains(term, escape=LIKE_ESCAPE) | in_messages)

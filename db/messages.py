@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased, defer
 
 from core.errors import NotFound
 from db.conversations import next_message_seq
-from db.models import LISTED_STATUSES, Message, MessageRole, MessageStatus
+from db.models import Message, MessageRole, MessageStatus, is_listed
 from db.pagination import ListSpec, Page, Window, fetch_page
 from db.types import utcnow
 
@@ -24,7 +24,7 @@ MESSAGES = ListSpec.of("messages", Message.seq)
 def _listed() -> ColumnElement[bool]:
     """Lists show finished messages: a STREAMING reply is `activeReply` until it ends, a
     FAILED one is kept for the record only."""
-    return Message.status.in_(LISTED_STATUSES)
+    return is_listed(Message.status)
 
 
 def _owned_rows() -> Select[Message]:
@@ -96,7 +96,7 @@ def _last_messages() -> Select[Message]:
         .where(
             newer.conversation_id == Message.conversation_id,
             newer.deleted_at.is_(None),
-            newer.status.in_(LISTED_STATUSES),
+            is_listed(newer.status),
         )
         .scalar_subquery()
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
@@ -24,9 +24,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from db.types import PortableJSON, UTCDateTime, utcnow
 
@@ -66,6 +68,15 @@ class MessageStatus(enum.StrEnum):
 
 #: the statuses that `messages`, `lastMessage`, `messageCount` and `messageAdded` show
 LISTED_STATUSES = (MessageStatus.COMPLETED, MessageStatus.STOPPED)
+
+
+def is_listed(status: Any) -> ColumnElement[bool]:
+    """`status IN ('COMPLETED', 'STOPPED')` with the constants in the SQL: a bound IN list
+    is expanded on every execution (SQLAlchemy's post-compile step), constants once."""
+    return cast(
+        "ColumnElement[bool]",
+        status.in_([literal_column(f"'{value.value}'") for value in LISTED_STATUSES]),
+    )
 
 
 class TaskStatus(enum.StrEnum):

@@ -34,7 +34,7 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased
 from db import conversations as conversation_queries
 from db import messages as message_queries
 from db import tasks as task_queries
-from db.models import LISTED_STATUSES, Conversation, ConversationStatus, Message, Task, TaskStatus
+from db.models import Conversation, ConversationStatus, Message, Task, TaskStatus, is_listed
 from db.pagination import (
     ListSpec,
     Window,
@@ -92,7 +92,7 @@ def _summary_columns(summary: MessageSummary | None) -> tuple[list[Any], Any]:
     if summary is None:
         return [], None
     columns: list[Any] = []
-    listed = (Message.deleted_at.is_(None), Message.status.in_(LISTED_STATUSES))
+    listed = (Message.deleted_at.is_(None), is_listed(Message.status))
     if summary.count:
         count = (
             select(func.count())
