@@ -55,7 +55,7 @@ class CompiledOperationsMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if not self._candidate(headers):
+        if not self._candidate(headers) or _repeats_a_header(scope["headers"]):
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
@@ -142,6 +142,15 @@ class CompiledOperationsMiddleware:
             return await self.resources.verifier.verify_header(header)
         except Exception:  # a 401 is normal execution's to give
             raise _Pass from None
+
+
+_SINGLE_HEADERS = frozenset({b"authorization", b"content-type", b"content-length", b"accept"})
+
+
+def _repeats_a_header(raw: list[tuple[bytes, bytes]]) -> bool:
+    """A header we read sent twice: which one counts is normal execution's to decide."""
+    names = [name for name, _ in raw if name in _SINGLE_HEADERS]
+    return len(names) != len(set(names))
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -36,6 +36,9 @@ from schema.extensions.parsing import is_cacheable
 
 #: documents analysed (each with its plans); a miss costs one analysis, never an error
 DOCUMENTS_CACHED = 512
+#: plans per document (one per combination of its `@skip`/`@include` values): past it,
+#: other combinations run through normal execution, so no document grows memory unbounded
+PLANS_PER_DOCUMENT = 8
 
 
 @dataclass(slots=True)
@@ -108,9 +111,10 @@ class CompiledOperations:
         try:
             plan = analysed.plans[values]
         except KeyError:
-            plan = analysed.plans[values] = self._plan(
-                analysed, dict(zip(analysed.directive_variables, values, strict=True))
-            )
+            if len(analysed.plans) >= PLANS_PER_DOCUMENT:
+                return None
+            directive_values = dict(zip(analysed.directive_variables, values, strict=True))
+            plan = analysed.plans[values] = self._plan(analysed, directive_values)
         if plan is None:
             return None
         name = analysed.operation.name

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis_graphql import from_schema
 
 from core.metrics import COMPILED_OPERATIONS
+from schema.compiled.operations import PLANS_PER_DOCUMENT
 from schema.schema import print_sdl
 from tests.conftest import LiveServer, ServerFactory, token_for
 
@@ -379,3 +380,42 @@ async def test_generated_operations_answer_as_normal_execution(pair: Pair) -> No
     assert len(checked) >= 30
     # most generated documents are covered: the comparison is of the compiled path
     assert _compiled_count() - compiled_before >= len(checked) // 2
+
+
+async def test_directive_combinations_cannot_grow_plans_without_end(pair: Pair) -> None:
+    """A plan per combination of `@include` values, up to a bound: the combinations past
+    it are answered by normal execution, the same bytes."""
+    flags = [f"f{index}" for index in range(6)]
+    query = (
+        "query("
+        + ", ".join(f"${flag}: Boolean!" for flag in flags)
+        + ") { me { id"
+        + "".join(f" {flag}: createdAt @include(if: ${flag})" for flag in flags)
+        + " } }"
+    )
+    before = _compiled_count()
+    combinations = 20
+    for number in range(combinations):
+        variables = {flag: bool(number >> index & 1) for index, flag in enumerate(flags)}
+        await pair.same(query, variables)
+    compiled = _compiled_count() - before
+    assert compiled == PLANS_PER_DOCUMENT
+
+
+async def test_a_repeated_header_is_for_normal_execution_to_judge(pair: Pair) -> None:
+    other = token_for(f"other-{uuid.uuid4()}")
+    before = _compiled_count()
+    answers = []
+    for client in (pair.compiled, pair.generic):
+        response = await client.post(
+            "/graphql",
+            content=b'{"query": "{ me { id } }"}',
+            headers=[
+                ("content-type", "application/json"),
+                ("authorization", pair.headers["Authorization"]),
+                ("authorization", f"Bearer {other}"),
+            ],
+        )
+        answers.append(response)
+    assert answers[0].content == answers[1].content
+    assert _compiled_count() == before
