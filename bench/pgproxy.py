@@ -38,6 +38,7 @@ class CountingProxy:
         self.counts = Counts()
         self.port = 0
         self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -45,14 +46,23 @@ class CountingProxy:
         return self.port
 
     async def stop(self) -> None:
+        """Stops listening and ends the relayed connections (their tasks finish here, not
+        at the event loop's shutdown, which would log each as a cancelled callback)."""
         if self._server is not None:
             self._server.close()
+        for connection in self._connections:
+            connection.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
 
     def reset(self) -> Counts:
         counts, self.counts = self.counts, Counts()
         return counts
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
         try:
             # startup: possibly SSL/GSS requests (refused), then the startup message
             while True:
@@ -108,10 +118,12 @@ class CountingProxy:
             asyncio.ensure_future(client_to_server()),
             asyncio.ensure_future(server_to_client()),
         ]
-        with contextlib.suppress(Exception):
+        # cancelled by `stop`: the relay ends here, normally (a cancelled connection task
+        # is logged as an error by asyncio's stream callback)
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
+        for relay in tasks:
+            relay.cancel()
         for stream in (writer, up_writer):
             with contextlib.suppress(Exception):
                 stream.close()
