@@ -98,6 +98,10 @@ class CompiledOperations:
         self, query: str, operation_name: str | None, variables: Mapping[str, Any] | None
     ) -> Prepared | None:
         """The plan for this request, or `None`: normal execution answers it."""
+        if not is_cacheable(query) or len(operation_name or "") > len(query):
+            # kept by neither path (large one-off documents would fill memory); a name
+            # longer than the document names none of its operations
+            return None
         raw = dict(variables or {})
         key = (query, operation_name)
         try:
@@ -137,8 +141,6 @@ class CompiledOperations:
         """As normal execution checks a document: parsed under the token limit, measured
         against the other limits, and only then validated (some validation rules take
         quadratic time on exactly the documents the limits refuse)."""
-        if not is_cacheable(query):
-            return None
         try:
             document = parse(query, max_tokens=self._max_tokens)
         except (GraphQLError, RecursionError):

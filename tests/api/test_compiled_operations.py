@@ -7,6 +7,8 @@ compiled) and operations generated from the schema (hypothesis-graphql)."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 import time
 import uuid
 from typing import Any
@@ -442,3 +444,29 @@ async def test_a_document_over_the_limits_is_refused_before_it_is_validated(pair
             spent["compiled"] += await _elapsed(pair.compiled, unique, pair.headers)
             spent["generic"] += await _elapsed(pair.generic, unique, pair.headers)
         assert spent["compiled"] < spent["generic"] + 0.5, spent
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def test_large_documents_and_names_are_not_kept(pair: Pair) -> None:
+    """Normal execution keeps no document past 16 KiB (a client could fill memory with
+    one-off padded ones); the planner keeps none either, nor a long operation name."""
+    padding = "x" * 200_000
+
+    async def send(client: httpx.AsyncClient) -> None:
+        for index in range(300):
+            body: dict[str, Any] = {"query": f"{{ me {{ id }} }} # {uuid.uuid4()} {padding}"}
+            if index % 2:
+                name = f"{uuid.uuid4()}{padding}"
+                body = {"query": "query A { me { id } }", "operationName": name}
+            await client.post("/graphql", json=body, headers=pair.headers)
+
+    await send(pair.generic)  # the allocator grows its arenas once, on either path
+    gc.collect()
+    before = _resident_bytes()
+    await send(pair.compiled)
+    gc.collect()
+    assert _resident_bytes() - before < 30_000_000
