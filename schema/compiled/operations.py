@@ -41,6 +41,14 @@ DOCUMENTS_CACHED = 512
 PLANS_PER_DOCUMENT = 8
 
 
+class _OverLimitsNow:
+    """A document whose page sizes come from variables, over a limit with this
+    request's: nothing is cached, the next request is measured with its own."""
+
+
+_OVER_LIMITS_NOW = _OverLimitsNow()
+
+
 @dataclass(slots=True)
 class _Document:
     document: DocumentNode
@@ -90,14 +98,21 @@ class CompiledOperations:
         self, query: str, operation_name: str | None, variables: Mapping[str, Any] | None
     ) -> Prepared | None:
         """The plan for this request, or `None`: normal execution answers it."""
+        if not is_cacheable(query) or len(operation_name or "") > len(query):
+            # kept by neither path (large one-off documents would fill memory); a name
+            # longer than the document names none of its operations
+            return None
+        raw = dict(variables or {})
         key = (query, operation_name)
         try:
             analysed = self._documents[key]
         except KeyError:
-            analysed = self._documents[key] = self._analyse(query, operation_name)
+            found = self._analyse(query, operation_name, raw)
+            if isinstance(found, _OverLimitsNow):
+                return None  # these variables are over a limit; others may not be
+            analysed = self._documents[key] = found
         if analysed is None:
             return None
-        raw = dict(variables or {})
         coerced = get_variable_values(
             self._schema, analysed.operation.variable_definitions or (), raw, max_errors=1
         )
@@ -120,9 +135,12 @@ class CompiledOperations:
         name = analysed.operation.name
         return Prepared(plan, coerced, None if name is None else name.value)
 
-    def _analyse(self, query: str, operation_name: str | None) -> _Document | None:
-        if not is_cacheable(query):
-            return None
+    def _analyse(
+        self, query: str, operation_name: str | None, variables: Mapping[str, Any]
+    ) -> _Document | _OverLimitsNow | None:
+        """As normal execution checks a document: parsed under the token limit, measured
+        against the other limits, and only then validated (some validation rules take
+        quadratic time on exactly the documents the limits refuse)."""
         try:
             document = parse(query, max_tokens=self._max_tokens)
         except (GraphQLError, RecursionError):
@@ -130,11 +148,11 @@ class CompiledOperations:
         operation = get_operation_ast(document, operation_name)
         if operation is None or operation.operation.value != "query":
             return None
-        if validate(self._schema, document, specified_rules):
-            return None
         scan = _Scan()
         visit(document, scan)
-        if not scan.sizes_from_variables and self._over_limits(document, {}, operation_name):
+        if self._over_limits(document, variables, operation_name):
+            return _OVER_LIMITS_NOW if scan.sizes_from_variables else None
+        if validate(self._schema, document, specified_rules):
             return None
         fragments = {
             definition.name.value: definition

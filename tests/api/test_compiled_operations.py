@@ -7,6 +7,9 @@ compiled) and operations generated from the schema (hypothesis-graphql)."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
+import time
 import uuid
 from typing import Any
 
@@ -419,3 +422,51 @@ async def test_a_repeated_header_is_for_normal_execution_to_judge(pair: Pair) ->
         answers.append(response)
     assert answers[0].content == answers[1].content
     assert _compiled_count() == before
+
+
+async def _elapsed(client: httpx.AsyncClient, query: str, headers: dict[str, str]) -> float:
+    started = time.perf_counter()
+    response = await client.post("/graphql", json={"query": query}, headers=headers)
+    assert "QUERY_TOO_COMPLEX" in response.text
+    return time.perf_counter() - started
+
+
+async def test_a_document_over_the_limits_is_refused_before_it_is_validated(pair: Pair) -> None:
+    """Normal execution refuses an operation over a limit before graphql-core validates
+    it (some rules are quadratic in a field selected hundreds of times): the planner
+    must not validate it first, or each such document costs it a second of CPU."""
+    repeated = "{ conversations { edges { node { " + "lastMessage { id } " * 390 + "} } } }"
+    sized = "query($n: Int) { tasks(first: $n) { " + "pageInfo { hasNextPage } " * 390 + "} }"
+    for document in (repeated, sized):
+        spent = {"compiled": 0.0, "generic": 0.0}
+        for _ in range(3):
+            unique = f"{document} # {uuid.uuid4()}"  # a new document: no cache answers
+            spent["compiled"] += await _elapsed(pair.compiled, unique, pair.headers)
+            spent["generic"] += await _elapsed(pair.generic, unique, pair.headers)
+        assert spent["compiled"] < spent["generic"] + 0.5, spent
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def test_large_documents_and_names_are_not_kept(pair: Pair) -> None:
+    """Normal execution keeps no document past 16 KiB (a client could fill memory with
+    one-off padded ones); the planner keeps none either, nor a long operation name."""
+    padding = "x" * 200_000
+
+    async def send(client: httpx.AsyncClient) -> None:
+        for index in range(300):
+            body: dict[str, Any] = {"query": f"{{ me {{ id }} }} # {uuid.uuid4()} {padding}"}
+            if index % 2:
+                name = f"{uuid.uuid4()}{padding}"
+                body = {"query": "query A { me { id } }", "operationName": name}
+            await client.post("/graphql", json=body, headers=pair.headers)
+
+    await send(pair.generic)  # the allocator grows its arenas once, on either path
+    gc.collect()
+    before = _resident_bytes()
+    await send(pair.compiled)
+    gc.collect()
+    assert _resident_bytes() - before < 30_000_000
