@@ -19,6 +19,8 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from agent.events import ReplyDelta, ToolCallCompleted
 from agent.providers.base import ChatMessage, DeltaSink, ModelProvider, ModelReply, ToolSpec
 from core.errors import AgentTimeout, ConversationBusy
@@ -121,6 +123,10 @@ class ReplyRecorder:
 
     async def close(self) -> None:
         await self._writer.close()
+
+    async def close_in(self, session: AsyncSession) -> None:
+        """The stream's last entries go in with `session`'s transaction (the reply's end)."""
+        await self._writer.close_in(session)
 
     async def complete_to(self, content: str) -> None:
         """The stored content is what was streamed; a provider that did not stream (all)

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agent.effects import EffectLedger
+from agent.effects import CHANGING_TOOLS, EffectLedger
 from core.errors import BadUserInput, NotFound
 from core.ids import parse_global_id, to_global_id
 from core.metrics import TOOL_CALLS
@@ -278,9 +278,9 @@ def parse_arguments(raw: str) -> dict[str, Any]:
 
 
 async def run_tool(runtime: ToolRuntime, name: str, raw_arguments: str) -> tuple[Any, ToolResult]:
-    """Runs one call in a savepoint; returns (arguments as recorded, result). A change an
-    earlier reply to the same question already applied is not run again: its result is
-    the earlier one, marked `"replayed": true`."""
+    """Runs one call (a changing one in a savepoint); returns (arguments as recorded,
+    result). A change an earlier reply to the same question already applied is not run
+    again: its result is the earlier one, marked `"replayed": true`."""
     # the model names the tool: only registered names become a metric label
     tool = name if name in TOOLS else "unknown"
     try:
@@ -304,6 +304,11 @@ async def _run_tool(runtime: ToolRuntime, name: str, raw_arguments: str) -> tupl
         earlier = runtime.ledger.take(name, arguments)
         if earlier is not None:
             return recorded, earlier
+        if name not in CHANGING_TOOLS:
+            # a read leaves nothing to undo: no savepoint (two round trips) around it
+            return recorded, await tool.run(
+                await runtime.work.session(), runtime.user_id, arguments
+            )
         async with runtime.work.savepoint() as session:
             return recorded, await tool.run(session, runtime.user_id, arguments)
     except ToolError as error:

@@ -45,7 +45,7 @@ from core.metrics import AGENT_TURN_SECONDS, AGENT_TURNS
 from db.locks import TurnLocks
 from db.models import Conversation, Message, MessageStatus, RunStatus
 from db.transactions import UnitOfWork, unit_of_work, write_transaction
-from live.broker import Broker
+from live.broker import Broker, Signal, reply_changed
 from services import conversations as conversation_service
 from services import messages as message_service
 from services import provenance as provenance_service
@@ -61,6 +61,17 @@ class TurnRows:
     conversation: Conversation
     user_message: Message
     reply: Message
+
+
+@dataclass(slots=True)
+class TurnStart:
+    """What a turn's first unit of work stored and read: the run, the reply (STREAMING),
+    the history the model sees and the replies the question got before."""
+
+    run_id: uuid.UUID
+    reply: Message
+    history: list[Message]
+    earlier: list[Message]
 
 
 @dataclass(slots=True)
@@ -125,22 +136,32 @@ class Assistant:
         target_id = conversation_id or uuid.uuid4()
         duplicate_of: Message | None = None
         policy = on_busy if conversation_id is not None else BusyPolicy.QUEUE
-        async with turn_lock(self._locks, self._broker, target_id, policy, self._lock_wait):
+        async with (
+            turn_lock(self._locks, self._broker, target_id, policy, self._lock_wait),
+            self._broker.listen_stop(target_id) as stop_signal,
+        ):
+            started = time.perf_counter()
             try:
                 async with write_transaction(session):
                     if conversation_id is None:
-                        conversation = await conversation_service.start_conversation(
+                        await conversation_service.start_conversation(
                             session, user_id, text, conversation_id=target_id
                         )
-                    else:
-                        conversation = await conversation_service.require_conversation(
-                            session, user_id, target_id
-                        )
-                    user_message = await message_service.add_question(
-                        session, conversation, user_id, text, key
+                    run_id = uuid.uuid4()
+                    exchange = await message_service.add_exchange(
+                        session, user_id, target_id, text, key, {"run_id": str(run_id)}
                     )
-                    # refused by the rate limit: the rollback takes the message back too
-                    run_id = await self._start_run(session, user_id, user_message)
+                    user_message = exchange.question
+                    # refused by the rate limit: the rollback takes the messages back too
+                    await self._start_run(
+                        session, user_id, user_message, run_id=run_id, user_row_locked=True
+                    )
+                    start = await self._read_for_turn(
+                        session, user_message, run_id, exchange.reply, answered_before=False
+                    )
+                    await self._broker.publish_on_commit(
+                        session, conversation_service.changed(target_id, user_id)
+                    )
             except IntegrityError:
                 # the same key committed by a concurrent request: its result is returned
                 # below, once this lock is released (the replay takes it again)
@@ -154,13 +175,13 @@ class Assistant:
                     raise
             else:
                 await self._saved(user_message, listener)
-                with _locating(conversation.id, user_message.id):
-                    reply = await self._answer(
-                        session, user_id, user_message, run_id, listener, answered_before=False
+                with _locating(target_id, user_message.id):
+                    conversation, reply = await self._answer(
+                        session, user_id, user_message, start, listener, stop_signal, started
                     )
         if duplicate_of is not None:
             return await self._replay(session, user_id, duplicate_of, conversation_id, listener)
-        return TurnRows(await self._reload(session, user_id, conversation.id), user_message, reply)
+        return TurnRows(conversation, user_message, reply)
 
     async def regenerate(
         self,
@@ -172,7 +193,11 @@ class Assistant:
         """Replaces the last reply (soft-deleting it) with a new run on the same history.
         A conversation whose last turn failed gets the reply it is missing."""
         listener = listener or TurnListener()
-        async with self._locks.hold(conversation_id):
+        async with (
+            self._locks.hold(conversation_id),
+            self._broker.listen_stop(conversation_id) as stop_signal,
+        ):
+            started = time.perf_counter()
             async with write_transaction(session):
                 conversation = await conversation_service.require_conversation(
                     session, user_id, conversation_id
@@ -180,12 +205,12 @@ class Assistant:
                 question, previous = await message_service.question_to_answer_again(
                     session, conversation.id
                 )
-                run_id = await self._start_run(session, user_id, question)
-            await self._saved(question, listener, publish=False)
-            reply = await self._answer(
-                session, user_id, question, run_id, listener, replaces=previous
+                start = await self._begin_answer(session, user_id, question)
+            await self._saved(question, listener)
+            conversation, reply = await self._answer(
+                session, user_id, question, start, listener, stop_signal, started, replaces=previous
             )
-        return TurnRows(await self._reload(session, user_id, conversation.id), question, reply)
+        return TurnRows(conversation, question, reply)
 
     # --- steps ------------------------------------------------------------------------
 
@@ -204,22 +229,28 @@ class Assistant:
             )
         if earlier.deleted_at is not None:
             raise NotFound("conversation")
-        async with self._locks.hold(earlier.conversation_id):  # waits for a turn in flight
+        async with (
+            self._locks.hold(earlier.conversation_id),  # waits for a turn in flight
+            self._broker.listen_stop(earlier.conversation_id) as stop_signal,
+        ):
             async with session.begin():
                 conversation = await conversation_service.require_conversation(
                     session, user_id, earlier.conversation_id
                 )
                 reply = await message_service.live_reply_to(session, earlier)
             if reply is None:
+                started = time.perf_counter()
                 async with write_transaction(session):
                     await run_service.close_interrupted_runs(session, earlier.id)
-                    run_id = await self._start_run(session, user_id, earlier)
-                await self._saved(earlier, listener, publish=False)
+                    start = await self._begin_answer(session, user_id, earlier)
+                await self._saved(earlier, listener)
                 with _locating(earlier.conversation_id, earlier.id):
-                    reply = await self._answer(session, user_id, earlier, run_id, listener)
-            else:
-                await self._saved(earlier, listener, publish=False)
-                await self._replay_reply(reply, listener)
+                    conversation, reply = await self._answer(
+                        session, user_id, earlier, start, listener, stop_signal, started
+                    )
+                return TurnRows(conversation, earlier, reply)
+            await self._saved(earlier, listener)
+            await self._replay_reply(reply, listener)
         return TurnRows(await self._reload(session, user_id, conversation.id), earlier, reply)
 
     async def _replay_reply(self, reply: Message, listener: TurnListener) -> None:
@@ -234,17 +265,18 @@ class Assistant:
         if listener.delta is not None and reply.content:
             await listener.delta(ReplyDelta(reply.content, sequence + 1, 0))
 
-    async def _saved(
-        self, message: Message, listener: TurnListener, *, publish: bool = True
-    ) -> None:
-        if publish:
-            await self._broker.publish(message.conversation_id)
-            await conversation_service.announce_change(self._broker, message.user_id)
+    async def _saved(self, message: Message, listener: TurnListener) -> None:
         if listener.user_message_saved is not None:
             await listener.user_message_saved(message)
 
     async def _start_run(
-        self, session: AsyncSession, user_id: uuid.UUID, question: Message
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        question: Message,
+        *,
+        run_id: uuid.UUID | None = None,
+        user_row_locked: bool = False,
     ) -> uuid.UUID:
         return await run_service.start_run(
             session,
@@ -252,104 +284,106 @@ class Assistant:
             question.conversation_id,
             question.id,
             limit_per_minute=self._settings.rate_limit_per_minute,
+            run_id=run_id,
+            user_row_locked=user_row_locked,
         )
+
+    async def _begin_answer(
+        self, session: AsyncSession, user_id: uuid.UUID, question: Message
+    ) -> TurnStart:
+        """Inside a unit of work: the run and the reply (STREAMING) of a question stored
+        before, and what the turn reads."""
+        run_id = await self._start_run(session, user_id, question)
+        reply = await message_service.start_reply(session, question, {"run_id": str(run_id)})
+        return await self._read_for_turn(session, question, run_id, reply, answered_before=True)
+
+    async def _read_for_turn(
+        self,
+        session: AsyncSession,
+        question: Message,
+        run_id: uuid.UUID,
+        reply: Message,
+        *,
+        answered_before: bool,
+    ) -> TurnStart:
+        """In the unit that stores the reply: the history up to the question (a reply
+        being replaced comes later) and, for a question answered before, its earlier
+        replies (`answered_before=False`, a question just stored, skips that look)."""
+        history = await message_service.history(
+            session, question.conversation_id, self._settings.history_limit, question.seq
+        )
+        earlier = await message_service.replies_to(session, question) if answered_before else []
+        return TurnStart(run_id, reply, history, earlier)
 
     async def _answer(
         self,
         session: AsyncSession,
         user_id: uuid.UUID,
         question: Message,
-        run_id: uuid.UUID,
+        start: TurnStart,
         listener: TurnListener,
+        stop_signal: Signal,
+        started: float,
         *,
         replaces: Message | None = None,
-        answered_before: bool = True,
-    ) -> Message:
-        """The model's answer to `question`: stored STREAMING first (its own unit), then
-        ended with the task changes it made (and their provenance) in one unit of work:
+    ) -> tuple[Conversation, Message]:
+        """The model's answer to `question`, whose reply `start` stored STREAMING: ended
+        with the task changes it made (and their provenance) in one unit of work:
         COMPLETED, or STOPPED (what was generated, and the effects of the tool calls made)
         when stopped. On any failure no task change stays, the reply ends FAILED and the
-        run is marked, with what the turn spent. `answered_before=False` (a question just
-        stored) skips looking for changes earlier replies applied."""
-        started = time.perf_counter()
+        run is marked, with what the turn spent. Returns the conversation as the reply's
+        end left it, and the reply."""
         meter = UsageMeter()
-        async with self._broker.listen_stop(question.conversation_id) as stop_signal:
-            relay = asyncio.create_task(_relay_stop(stop_signal.wait, listener.stop))
+        run_id = start.run_id
+        # plain ids: a rollback expires the rows
+        reply_id = start.reply.id
+        relay = asyncio.create_task(_relay_stop(stop_signal.wait, listener.stop))
+        try:
+            writer = self.journal.writer(reply_id)
+            recorder = ReplyRecorder(writer, listener.delta, listener.tool_call_completed)
+            if listener.reply_started is not None:
+                await listener.reply_started(start.reply)
             try:
-                async with write_transaction(session):
-                    reply = await message_service.start_reply(
-                        session, question, {"run_id": str(run_id)}
-                    )
-                # plain ids: a rollback expires the rows
-                reply_id, conversation_id = reply.id, reply.conversation_id
-                writer = self.journal.writer(reply_id)
-                recorder = ReplyRecorder(writer, listener.delta, listener.tool_call_completed)
-                if listener.reply_started is not None:
-                    await listener.reply_started(reply)
-                try:
-                    reply = await self._run_and_end(
-                        session,
-                        user_id,
-                        question,
-                        reply,
-                        run_id,
-                        recorder,
-                        listener,
-                        started,
-                        replaces,
-                        meter,
-                        answered_before,
-                    )
-                except BaseException as error:
-                    with contextlib.suppress(Exception):
-                        await writer.close()
-                    await self._record_failure(
-                        session,
-                        run_id,
-                        error,
-                        reply_id,
-                        recorder.text,
-                        _run_usage(meter.spent(), started),
-                    )
-                    await self._broker.publish_reply(reply_id)
-                    AGENT_TURNS.labels(self._provider.name, _outcome(error)).inc()
-                    raise
-            finally:
-                relay.cancel()
+                conversation, reply = await self._run_and_end(
+                    session, user_id, start, recorder, listener, started, replaces, meter
+                )
+            except BaseException as error:
+                with contextlib.suppress(Exception):
+                    await writer.close()
+                await self._record_failure(
+                    session,
+                    run_id,
+                    error,
+                    reply_id,
+                    recorder.text,
+                    _run_usage(meter.spent(), started),
+                )
+                AGENT_TURNS.labels(self._provider.name, _outcome(error)).inc()
+                raise
+        finally:
+            relay.cancel()
         stopped = reply.status == MessageStatus.STOPPED
         AGENT_TURNS.labels(self._provider.name, "stopped" if stopped else "ok").inc()
         AGENT_TURN_SECONDS.labels(self._provider.name).observe(time.perf_counter() - started)
-        await self._broker.publish_reply(reply_id)
-        await self._broker.publish(conversation_id)
-        await conversation_service.announce_change(self._broker, user_id)
-        return reply
+        return conversation, reply
 
     async def _run_and_end(
         self,
         session: AsyncSession,
         user_id: uuid.UUID,
-        question: Message,
-        reply: Message,
-        run_id: uuid.UUID,
+        start: TurnStart,
         recorder: ReplyRecorder,
         listener: TurnListener,
         started: float,
         replaces: Message | None,
         meter: UsageMeter,
-        answered_before: bool,
-    ) -> Message:
+    ) -> tuple[Conversation, Message]:
+        run_id = start.run_id
         async with unit_of_work(session) as work:
             status = MessageStatus.COMPLETED
             try:
                 outcome = await self._run_model(
-                    session,
-                    work,
-                    user_id,
-                    question,
-                    recorder,
-                    listener.stop,
-                    meter,
-                    answered_before,
+                    work, user_id, start, recorder, listener.stop, meter
                 )
                 await recorder.complete_to(outcome.content)
             except TurnStopped:
@@ -358,15 +392,22 @@ class Assistant:
                 outcome = TurnOutcome(
                     content=recorder.text, tool_calls=recorder.tool_calls, usage=meter.spent()
                 )
-            # every entry of the stream is stored before the reply's status is final
-            await recorder.close()
+            stored = await work.session()
+            # the stream's last entries commit with the reply's final status
+            await recorder.close_in(stored)
             meta = self._reply_metadata(outcome, run_id, started, replaces)
             if status == MessageStatus.STOPPED:
                 meta["stopped"] = True
-            stored = await work.session()
-            ended = await message_service.finish_reply(
-                stored, reply, status, outcome.content, outcome.tool_calls, meta, replaces=replaces
+            conversation, ended = await message_service.finish_reply(
+                stored,
+                start.reply,
+                status,
+                outcome.content,
+                outcome.tool_calls,
+                meta,
+                replaces=replaces,
             )
+            assert conversation is not None  # a reply that ends listed changes it
             await provenance_service.record_effects(
                 stored, user_id, ended.id, effects_of(outcome.tool_calls)
             )
@@ -379,7 +420,11 @@ class Assistant:
                 await run_service.finish_run(
                     stored, run_id, RunStatus.COMPLETED, usage=usage, reply_id=ended.id
                 )
-        return ended
+            await self._broker.publish_on_commit(
+                stored,
+                [reply_changed(ended.id), *conversation_service.changed(conversation.id, user_id)],
+            )
+        return conversation, ended
 
     async def stop_reply(
         self, session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID
@@ -426,36 +471,35 @@ class Assistant:
             async with write_transaction(session):
                 current = await message_service.get_reply(session, reply.id)
                 if current is not None and current.status == MessageStatus.STREAMING:
-                    current = await message_service.finish_reply(
+                    _, current = await message_service.finish_reply(
                         session, current, MessageStatus.STOPPED, text, [], {"stopped": True}
                     )
-        await self._broker.publish_reply(reply.id)
-        await self._broker.publish(reply.conversation_id)
-        await conversation_service.announce_change(self._broker, reply.user_id)
+                await self._broker.publish_on_commit(
+                    session,
+                    [
+                        reply_changed(reply.id),
+                        *conversation_service.changed(reply.conversation_id, reply.user_id),
+                    ],
+                )
         return current
 
     async def _run_model(
         self,
-        session: AsyncSession,
         work: UnitOfWork,
         user_id: uuid.UUID,
-        question: Message,
+        start: TurnStart,
         recorder: ReplyRecorder,
         stop: asyncio.Event,
         meter: UsageMeter,
-        answered_before: bool,
     ) -> TurnOutcome:
-        """The history up to the question (a reply being replaced comes later), then the
-        model and its tools under the turn deadline; tool changes earlier replies to the
-        same question applied are replayed, not redone."""
-        async with session.begin():
-            history = await message_service.history(
-                session, question.conversation_id, self._settings.history_limit, question.seq
-            )
-            earlier = await message_service.replies_to(session, question) if answered_before else []
-        ledger = EffectLedger(record for reply in earlier for record in reply.tool_calls or [])
+        """The model and its tools on the history `start` read, under the turn deadline;
+        tool changes earlier replies to the same question applied are replayed, not
+        redone."""
+        ledger = EffectLedger(
+            record for reply in start.earlier for record in reply.tool_calls or []
+        )
         runtime = ToolRuntime(work, user_id, ledger)
-        prompt = [system_message(date.today()), *history_messages(history)]
+        prompt = [system_message(date.today()), *history_messages(start.history)]
         try:
             async with asyncio.timeout(self._settings.agent_timeout_seconds) as budget:
                 return await run_turn(
@@ -530,6 +574,7 @@ class Assistant:
         async with write_transaction(session):
             await run_service.finish_run(session, run_id, status, code, usage=usage)
             await message_service.fail_reply(session, reply_id, text, code)
+            await self._broker.publish_on_commit(session, [reply_changed(reply_id)])
 
     async def _reload(
         self, session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID

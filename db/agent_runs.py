@@ -39,9 +39,10 @@ async def start_run(
     user_id: uuid.UUID,
     conversation_id: uuid.UUID,
     user_message_id: uuid.UUID,
+    run_id: uuid.UUID | None = None,
 ) -> AgentRun:
     run = AgentRun(
-        id=uuid.uuid4(),
+        id=run_id or uuid.uuid4(),
         user_id=user_id,
         conversation_id=conversation_id,
         user_message_id=user_message_id,
@@ -63,21 +64,24 @@ async def finish_run(
     latency_ms: int | None = None,
     spent: dict[str, Any] | None = None,
 ) -> None:
-    """Marks the run; `spent` sets its usage columns (model, prompt_tokens,
+    """Marks the run (one UPDATE); `spent` sets its usage columns (model, prompt_tokens,
     completion_tokens, usage_estimated)."""
-    run = await session.get(AgentRun, run_id)
-    if run is None:
-        return
-    run.status = status
-    run.error_code = error_code
-    run.finished_at = utcnow()
+    values: dict[str, Any] = {
+        "status": status,
+        "error_code": error_code,
+        "finished_at": utcnow(),
+        **(spent or {}),
+    }
     if reply_id is not None:
-        run.reply_id = reply_id
+        values["reply_id"] = reply_id
     if latency_ms is not None:
-        run.latency_ms = latency_ms
-    for column, value in (spent or {}).items():
-        setattr(run, column, value)
-    await session.flush()
+        values["latency_ms"] = latency_ms
+    await session.execute(
+        update(AgentRun)
+        .where(AgentRun.id == run_id)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 @dataclass(frozen=True, slots=True)

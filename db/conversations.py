@@ -172,17 +172,31 @@ async def next_message_seq(
     return None if seq is None else int(seq)
 
 
-async def touch_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> bool:
-    """Bumps `updated_at`; False if the conversation was deleted (re-checked after any
-    lock wait, like `next_message_seq`)."""
-    touched = await session.scalar(
+async def change_conversation(
+    session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID, *, new_messages: int = 0
+) -> Conversation | None:
+    """A change of a live conversation of the user's, in one UPDATE of each row: the
+    user's next change position (as `record_change`, the user's row first), a new
+    `updated_at`, and `new_messages` message positions claimed (the last of them is the
+    returned row's `last_seq`). The conversation as it is now; `None` if it is gone or
+    not the user's (re-checked after any lock wait), and nothing is changed then but the
+    user's position, which the caller's rollback takes back."""
+    position = await _next_change_position(session, user_id)
+    return await session.scalar(
         update(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.deleted_at.is_(None))
-        .values(updated_at=utcnow())
-        .returning(Conversation.id)
-        .execution_options(synchronize_session=False)
+        .where(
+            Conversation.id == conversation_id,
+            Conversation.user_id == user_id,
+            Conversation.deleted_at.is_(None),
+        )
+        .values(
+            change_seq=position,
+            updated_at=utcnow(),
+            last_seq=Conversation.last_seq + new_messages,
+        )
+        .returning(Conversation)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return touched is not None
 
 
 async def soft_delete_conversation(session: AsyncSession, conversation: Conversation) -> None:
@@ -202,7 +216,18 @@ async def record_change(
     """Gives the conversation the user's next change position (`conversationEvents`).
     The user's row is taken first, before the conversation's, in every writer (one lock
     order), and it orders the user's changes by commit as well as by position."""
-    position = int(
+    position = await _next_change_position(session, user_id)
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id)
+        .values(change_seq=position)
+        .execution_options(synchronize_session=False)
+    )
+    return position
+
+
+async def _next_change_position(session: AsyncSession, user_id: uuid.UUID) -> int:
+    return int(
         await session.scalar(
             update(User)
             .where(User.id == user_id)
@@ -211,13 +236,6 @@ async def record_change(
         )
         or 0
     )
-    await session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation_id)
-        .values(change_seq=position)
-        .execution_options(synchronize_session=False)
-    )
-    return position
 
 
 async def current_change_seq(session: AsyncSession, user_id: uuid.UUID) -> int:

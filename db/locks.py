@@ -39,6 +39,10 @@ def _lock_key(conversation_id: uuid.UUID) -> int:
     return int.from_bytes(conversation_id.bytes[:8], "big", signed=True)
 
 
+_HOLD = text("SELECT set_config('lock_timeout', :wait, true), pg_advisory_xact_lock(:key)")
+_TRY_HOLD = text("SELECT pg_try_advisory_xact_lock(:key)")
+
+
 class PostgresTurnLocks:
     def __init__(self, engine: AsyncEngine, wait_seconds: float) -> None:
         self._engine = engine
@@ -47,10 +51,10 @@ class PostgresTurnLocks:
     @asynccontextmanager
     async def hold(self, conversation_id: uuid.UUID) -> AsyncIterator[None]:
         async with self._engine.connect() as connection, connection.begin():
-            await connection.execute(text(f"SET LOCAL lock_timeout = {self._wait_ms}"))
             try:
+                # one statement: the wait's limit for this transaction, then the lock
                 await connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(conversation_id)}
+                    _HOLD, {"wait": f"{self._wait_ms}ms", "key": _lock_key(conversation_id)}
                 )
             except DBAPIError as error:
                 if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
@@ -61,9 +65,7 @@ class PostgresTurnLocks:
     @asynccontextmanager
     async def try_hold(self, conversation_id: uuid.UUID) -> AsyncIterator[bool]:
         async with self._engine.connect() as connection, connection.begin():
-            held = await connection.scalar(
-                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _lock_key(conversation_id)}
-            )
+            held = await connection.scalar(_TRY_HOLD, {"key": _lock_key(conversation_id)})
             yield bool(held)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
@@ -142,14 +143,16 @@ async def active_replies(
     return {message.conversation_id: message for message in rows}
 
 
-async def streaming_replies(session: AsyncSession, conversation_id: uuid.UUID) -> list[Message]:
-    return list(
-        await session.scalars(
-            select(Message).where(
-                Message.conversation_id == conversation_id,
-                Message.status == MessageStatus.STREAMING,
-            )
+async def fail_streaming_replies(session: AsyncSession, conversation_id: uuid.UUID) -> None:
+    """Ends FAILED the conversation's replies still STREAMING (one statement)."""
+    await session.execute(
+        update(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.status == MessageStatus.STREAMING,
         )
+        .values(status=MessageStatus.FAILED)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -208,6 +211,44 @@ async def last_live_message(session: AsyncSession, conversation_id: uuid.UUID) -
     )
 
 
+def new_message(
+    *,
+    conversation_id: uuid.UUID,
+    user_id: uuid.UUID,
+    seq: int,
+    role: MessageRole,
+    content: str,
+    created_at: datetime,
+    parent_id: uuid.UUID | None = None,
+    client_message_id: str | None = None,
+    meta: dict[str, Any] | None = None,
+    status: MessageStatus = MessageStatus.COMPLETED,
+    message_id: uuid.UUID | None = None,
+) -> Message:
+    """A message at a position its conversation gave it (`next_message_seq`,
+    `change_conversation`), to be stored with `store_messages`."""
+    return Message(
+        id=message_id or uuid.uuid4(),
+        conversation_id=conversation_id,
+        user_id=user_id,
+        seq=seq,
+        role=role,
+        status=status,
+        content=content,
+        tool_calls=[],
+        parent_id=parent_id,
+        client_message_id=client_message_id,
+        meta=meta or {},
+        created_at=created_at,
+    )
+
+
+async def store_messages(session: AsyncSession, *messages: Message) -> None:
+    """One INSERT for all of them."""
+    session.add_all(messages)
+    await session.flush()
+
+
 async def add_message(
     session: AsyncSession,
     *,
@@ -215,7 +256,6 @@ async def add_message(
     user_id: uuid.UUID,
     role: MessageRole,
     content: str,
-    tool_calls: list[dict[str, Any]] | None = None,
     parent_id: uuid.UUID | None = None,
     client_message_id: str | None = None,
     meta: dict[str, Any] | None = None,
@@ -225,26 +265,42 @@ async def add_message(
     seq = await next_message_seq(session, conversation_id, now)
     if seq is None:
         raise NotFound("conversation")
-    message = Message(
-        id=uuid.uuid4(),
+    message = new_message(
         conversation_id=conversation_id,
         user_id=user_id,
         seq=seq,
         role=role,
-        status=status,
         content=content,
-        tool_calls=tool_calls or [],
+        created_at=now,
         parent_id=parent_id,
         client_message_id=client_message_id,
-        meta=meta or {},
-        created_at=now,
+        meta=meta,
+        status=status,
     )
-    session.add(message)
-    await session.flush()
+    await store_messages(session, message)
     return message
 
 
 async def finish_reply(
+    session: AsyncSession,
+    reply: Message,
+    *,
+    status: MessageStatus,
+    content: str,
+    tool_calls: list[dict[str, Any]],
+    meta: dict[str, Any],
+) -> Message:
+    """A STREAMING reply's end: `reply` is its row as this session holds it (loaded or
+    stored by it, not expired: its metadata is kept and extended). One UPDATE."""
+    reply.status = status
+    reply.content = content
+    reply.tool_calls = tool_calls
+    reply.meta = {**(reply.meta or {}), **meta}
+    await session.flush()
+    return reply
+
+
+async def finish_reply_by_id(
     session: AsyncSession,
     reply_id: uuid.UUID,
     *,
@@ -253,16 +309,13 @@ async def finish_reply(
     tool_calls: list[dict[str, Any]],
     meta: dict[str, Any],
 ) -> Message:
-    """A STREAMING reply's end (its row was committed when the turn started answering)."""
+    """`finish_reply` of a reply known by its id only (read fresh first)."""
     stored = await session.get(Message, reply_id, populate_existing=True)
     if stored is None:
         raise NotFound("message")
-    stored.status = status
-    stored.content = content
-    stored.tool_calls = tool_calls
-    stored.meta = {**(stored.meta or {}), **meta}
-    await session.flush()
-    return stored
+    return await finish_reply(
+        session, stored, status=status, content=content, tool_calls=tool_calls, meta=meta
+    )
 
 
 async def get_message(session: AsyncSession, message_id: uuid.UUID) -> Message | None:

@@ -18,13 +18,14 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
 import asyncpg
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import TextClause, event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from core.database_url import DatabaseUrl, as_database_url
 from core.logging import get_logger
@@ -39,6 +40,20 @@ STOP_CHANNEL = "taskchat_stops"
 REPLY_CHANNEL = "taskchat_replies"
 #: how the LISTEN connection shows in pg_stat_activity (unless the URL names one)
 LISTEN_APPLICATION_NAME = "taskchat-listen"
+
+
+#: a change to announce: (channel, the id its subscribers listen to)
+Announcement = tuple[str, uuid.UUID]
+
+
+def messages_changed(key: uuid.UUID) -> Announcement:
+    """Conversation `key` has new messages, or (a user's id) the user's conversations
+    changed (`conversationEvents`)."""
+    return (CHANNEL, key)
+
+
+def reply_changed(message_id: uuid.UUID) -> Announcement:
+    return (REPLY_CHANNEL, message_id)
 
 
 class Signal:
@@ -67,6 +82,13 @@ class Broker(Protocol):
         self, conversation_id: uuid.UUID
     ) -> contextlib.AbstractAsyncContextManager[Signal]: ...
     async def publish_reply(self, message_id: uuid.UUID) -> None: ...
+    async def publish_on_commit(
+        self, session: AsyncSession, announcements: Sequence[Announcement]
+    ) -> None:
+        """Announces changes with the transaction `session` is in: they are delivered when
+        it commits (not at all if it rolls back), at no cost of a transaction of their own."""
+        ...
+
     def listen_reply(
         self, message_id: uuid.UUID
     ) -> contextlib.AbstractAsyncContextManager[Signal]: ...
@@ -139,6 +161,18 @@ class LocalBroker(_Channels):
     async def publish_reply(self, message_id: uuid.UUID) -> None:
         self._replies.notify(message_id)
 
+    async def publish_on_commit(
+        self, session: AsyncSession, announcements: Sequence[Announcement]
+    ) -> None:
+        published_at = time.time()
+        fan_outs = {CHANNEL: self, STOP_CHANNEL: self._stops, REPLY_CHANNEL: self._replies}
+
+        def deliver() -> None:
+            for channel, key in announcements:
+                fan_outs[channel].notify(key, published_at if channel == CHANNEL else None)
+
+        _after_commit(session.sync_session, deliver)
+
 
 class PostgresBroker(_Channels):
     def __init__(self, engine: AsyncEngine, database_url: str | DatabaseUrl) -> None:
@@ -168,6 +202,18 @@ class PostgresBroker(_Channels):
 
     async def publish_reply(self, message_id: uuid.UUID) -> None:
         await self._notify(REPLY_CHANNEL, message_id)
+
+    async def publish_on_commit(
+        self, session: AsyncSession, announcements: Sequence[Announcement]
+    ) -> None:
+        # NOTIFY in a transaction is delivered at its commit, to every instance
+        if not announcements:
+            return
+        published_at = f"{time.time():.6f}"
+        params: dict[str, str] = {}
+        for n, (channel, key) in enumerate(announcements):
+            params[f"c{n}"], params[f"p{n}"] = channel, f"{key}:{published_at}"
+        await session.execute(_notify_statement(len(announcements)), params)
 
     async def _notify(self, channel: str, key: uuid.UUID) -> None:
         async with self._engine.connect() as connection:
@@ -224,6 +270,50 @@ class PostgresBroker(_Channels):
                 self._connected.clear()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(connection.close(), timeout=2)
+
+
+_NOTIFY_STATEMENTS: dict[int, TextClause] = {}
+
+
+def _notify_statement(count: int) -> TextClause:
+    """`SELECT pg_notify(:c0, :p0), pg_notify(:c1, :p1), …`: one statement (and round
+    trip) for a commit's announcements, built once per count."""
+    statement = _NOTIFY_STATEMENTS.get(count)
+    if statement is None:
+        calls = ", ".join(f"pg_notify(:c{n}, :p{n})" for n in range(count))
+        statement = _NOTIFY_STATEMENTS[count] = text(f"SELECT {calls}")
+    return statement
+
+
+#: `Session.info` key: what waits for the session's transaction to commit
+_ON_COMMIT = "taskchat_on_commit"
+
+
+def _after_commit(session: Session, deliver: Callable[[], None]) -> None:
+    """Calls `deliver` once the transaction `session` is in has committed; never if it
+    rolls back. (A savepoint's commit is not the transaction's; call this outside one.)"""
+    if session.get_transaction() is None:
+        raise RuntimeError("an announcement on commit needs a transaction")
+    waiting: list[Callable[[], None]] | None = session.info.get(_ON_COMMIT)
+    if waiting is None:
+        waiting = session.info[_ON_COMMIT] = []
+        event.listen(session, "after_commit", _deliver_waiting)
+        event.listen(session, "after_soft_rollback", _drop_waiting)
+    waiting.append(deliver)
+
+
+def _deliver_waiting(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint's
+    waiting: list[Callable[[], None]] = session.info[_ON_COMMIT]
+    delivering, waiting[:] = list(waiting), []
+    for deliver in delivering:
+        deliver()
+
+
+def _drop_waiting(session: Session, previous: SessionTransaction) -> None:
+    if previous.parent is None:
+        session.info[_ON_COMMIT].clear()
 
 
 async def _alive(connection: asyncpg.Connection) -> bool:

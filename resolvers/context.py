@@ -145,8 +145,14 @@ class Context(BaseContext):
                 # turn on SQLite (one writer), a stop request included
                 assert self._user is not None
                 user_id = self._user.id
-                async with session.begin():
+                # (PostgreSQL: in autocommit, one round trip and no transaction)
+                await session.connection(execution_options=self._read_options())
+                try:
                     exists = await user_queries.user_exists(session, user_id)
+                except BaseException:
+                    await session.rollback()
+                    raise
+                await session.commit()
                 if exists:
                     self._user_checked = True
                 else:

@@ -11,7 +11,7 @@ from db import conversations as conversation_queries
 from db.models import Conversation, ConversationStatus
 from db.transactions import write_transaction
 from db.types import utcnow
-from live.broker import Broker
+from live.broker import Announcement, Broker, messages_changed
 from services.validation import CONVERSATION_TITLE_MAX, clean_optional_text, clean_text
 
 DEFAULT_TITLE = "New conversation"
@@ -99,6 +99,12 @@ async def delete_conversation(
         await conversation_queries.soft_delete_conversation(session, conversation)
     await broker.publish(conversation_id)
     await broker.publish(user_id)
+
+
+def changed(conversation_id: uuid.UUID, user_id: uuid.UUID) -> list[Announcement]:
+    """What a committed change of a conversation announces: to its subscribers
+    (`messageAdded`) and to the user's `conversationEvents` (on every instance)."""
+    return [messages_changed(conversation_id), messages_changed(user_id)]
 
 
 async def announce_change(broker: Broker, user_id: uuid.UUID) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,32 +12,66 @@ from core.errors import BadUserInput, NotFound
 from db import conversations as conversation_queries
 from db import messages as message_queries
 from db.models import Conversation, Message, MessageRole, MessageStatus
+from db.types import utcnow
 
 
-async def add_question(
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A turn's question and its reply (STREAMING, empty), stored together."""
+
+    conversation: Conversation
+    question: Message
+    reply: Message
+
+
+async def add_exchange(
     session: AsyncSession,
-    conversation: Conversation,
     user_id: uuid.UUID,
+    conversation_id: uuid.UUID,
     content: str,
     client_message_id: str | None,
-) -> Message:
-    await conversation_queries.record_change(session, user_id, conversation.id)
-    return await message_queries.add_message(
-        session,
-        conversation_id=conversation.id,
+    reply_meta: dict[str, Any],
+) -> Exchange:
+    """The user's question and the reply that answers it, STREAMING (empty) from now on,
+    in one change of the conversation (`NOT_FOUND` unless it is the user's and live). A
+    reply of an earlier turn still STREAMING has lost its turn (the caller holds the turn
+    lock): it ends FAILED. The user's row is locked by this (see `record_change`)."""
+    conversation = await conversation_queries.change_conversation(
+        session, user_id, conversation_id, new_messages=2
+    )
+    if conversation is None:
+        raise NotFound("conversation")
+    await message_queries.fail_streaming_replies(session, conversation_id)
+    now = utcnow()
+    question = message_queries.new_message(
+        conversation_id=conversation_id,
         user_id=user_id,
+        seq=conversation.last_seq - 1,
         role=MessageRole.USER,
         content=content,
+        created_at=now,
         client_message_id=client_message_id,
     )
+    reply = message_queries.new_message(
+        conversation_id=conversation_id,
+        user_id=user_id,
+        seq=conversation.last_seq,
+        role=MessageRole.ASSISTANT,
+        content="",
+        created_at=now,
+        parent_id=question.id,
+        meta=reply_meta,
+        status=MessageStatus.STREAMING,
+    )
+    await message_queries.store_messages(session, question, reply)
+    return Exchange(conversation, question, reply)
 
 
 async def start_reply(session: AsyncSession, question: Message, meta: dict[str, Any]) -> Message:
-    """The reply to `question`, stored STREAMING (empty) when the turn starts answering;
-    a reply of an earlier turn still STREAMING has lost its turn (the caller holds the
-    turn lock): it ends FAILED."""
-    for orphan in await message_queries.streaming_replies(session, question.conversation_id):
-        orphan.status = MessageStatus.FAILED
+    """The reply to a question stored earlier, STREAMING (empty) when the turn starts
+    answering; a reply of an earlier turn still STREAMING has lost its turn (the caller
+    holds the turn lock): it ends FAILED."""
+    await message_queries.fail_streaming_replies(session, question.conversation_id)
     return await message_queries.add_message(
         session,
         conversation_id=question.conversation_id,
@@ -58,25 +93,31 @@ async def finish_reply(
     meta: dict[str, Any],
     *,
     replaces: Message | None = None,
-) -> Message:
-    """The reply's end: COMPLETED or STOPPED (listed from now on; a regenerated reply
-    retires the one it replaces, in the same unit of work) or FAILED."""
+) -> tuple[Conversation | None, Message]:
+    """The reply's end: COMPLETED or STOPPED (listed from now on, a change of its
+    conversation, which is returned as it is now; a regenerated reply retires the one it
+    replaces, in the same unit of work) or FAILED (no change: no conversation returned).
+    `reply` is the row as this session holds it (see `db.messages.finish_reply`)."""
+    conversation: Conversation | None = None
     if status != MessageStatus.FAILED:
-        await conversation_queries.record_change(session, reply.user_id, reply.conversation_id)
-        if not await conversation_queries.touch_conversation(session, reply.conversation_id):
+        conversation = await conversation_queries.change_conversation(
+            session, reply.user_id, reply.conversation_id
+        )
+        if conversation is None:
             raise NotFound("conversation")  # deleted while the turn ran: nothing stays
         if replaces is not None:
             await message_queries.soft_delete_message(session, replaces.id)
-    return await message_queries.finish_reply(
-        session, reply.id, status=status, content=content, tool_calls=tool_calls, meta=meta
+    ended = await message_queries.finish_reply(
+        session, reply, status=status, content=content, tool_calls=tool_calls, meta=meta
     )
+    return conversation, ended
 
 
 async def fail_reply(
     session: AsyncSession, reply_id: uuid.UUID, text_so_far: str, code: str
 ) -> None:
     """A failed turn's reply: FAILED, listed nowhere; its task changes were rolled back."""
-    await message_queries.finish_reply(
+    await message_queries.finish_reply_by_id(
         session,
         reply_id,
         status=MessageStatus.FAILED,

@@ -86,6 +86,13 @@ class ReplyWriter(Protocol):
         """Everything added is stored (and announced) when this returns."""
         ...
 
+    async def close_in(self, session: AsyncSession) -> None:
+        """Like `close`, but what is still unwritten goes in with `session`'s transaction:
+        the one that ends the reply (and announces it, `reply_changed`), so the last
+        entries and the final status commit together. Should that transaction roll back,
+        `close` writes them on its own."""
+        ...
+
 
 class ReplyJournal(Protocol):
     stats: WriteStats
@@ -112,6 +119,9 @@ class _MemoryWriter:
         streams, message_id = self._journal._streams, self._message_id
         asyncio.get_running_loop().call_later(RETAIN_SECONDS, lambda: streams.pop(message_id, None))
 
+    async def close_in(self, session: AsyncSession) -> None:
+        await self.close()
+
 
 class MemoryJournal:
     def __init__(self, broker: Broker) -> None:
@@ -136,6 +146,8 @@ class _TableWriter:
         self._journal = journal
         self._message_id = message_id
         self._pending: list[ReplyEntry] = []
+        #: entries handed to a transaction that has not committed yet (`close_in`)
+        self._in_transaction: list[ReplyEntry] = []
         self._closing = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
 
@@ -170,11 +182,24 @@ class _TableWriter:
         stats.entries += len(batch)
         stats.seconds += time.perf_counter() - started
 
-    async def close(self) -> None:
+    async def _stop_flushing(self) -> None:
         self._closing.set()
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
+
+    async def close(self) -> None:
+        await self._stop_flushing()
+        self._pending, self._in_transaction = self._in_transaction + self._pending, []
         await asyncio.shield(self._flush())
+
+    async def close_in(self, session: AsyncSession) -> None:
+        await self._stop_flushing()
+        batch, self._pending = self._pending, []
+        self._in_transaction += batch
+        await chunk_queries.add_chunks(session, self._message_id, _chunk_rows(batch))
+        stats = self._journal.stats
+        stats.batches += 1 if batch else 0
+        stats.entries += len(batch)
 
 
 class TableJournal:
@@ -189,18 +214,9 @@ class TableJournal:
         return _TableWriter(self, message_id)
 
     async def _write(self, message_id: uuid.UUID, batch: list[ReplyEntry]) -> None:
-        rows = [
-            {
-                "sequence": entry.sequence,
-                "text_offset": entry.offset,
-                "text": entry.text,
-                "tool_call": entry.tool_call,
-            }
-            for entry in batch
-        ]
         # one transaction: the batch and its notification (delivered at the commit)
         async with self._session_factory() as session, session.begin():
-            await chunk_queries.add_chunks(session, message_id, rows)
+            await chunk_queries.add_chunks(session, message_id, _chunk_rows(batch))
             await chunk_queries.notify(session, REPLY_CHANNEL, str(message_id))
 
     async def entries_after(self, message_id: uuid.UUID, sequence: int) -> list[ReplyEntry]:
@@ -214,6 +230,18 @@ class TableJournal:
             if len(rows) < READ_BATCH:
                 return entries
             sequence = rows[-1].sequence
+
+
+def _chunk_rows(batch: list[ReplyEntry]) -> list[dict[str, Any]]:
+    return [
+        {
+            "sequence": entry.sequence,
+            "text_offset": entry.offset,
+            "text": entry.text,
+            "tool_call": entry.tool_call,
+        }
+        for entry in batch
+    ]
 
 
 def build_reply_journal(engine: AsyncEngine, broker: Broker) -> ReplyJournal:

@@ -23,11 +23,16 @@ async def start_run(
     question_id: uuid.UUID,
     *,
     limit_per_minute: int,
+    run_id: uuid.UUID | None = None,
+    user_row_locked: bool = False,
 ) -> uuid.UUID:
     """Records a turn about to run, unless the user is over the rate limit
     (`RATE_LIMITED`). Concurrent turns of one user count one after another, on every
-    instance: the user's row is locked first."""
-    await user_queries.lock_user(session, user_id)
+    instance: the user's row is locked first (`user_row_locked`: by an earlier statement
+    of this transaction, such as the UPDATE of `record_change`; the count, a later
+    statement, then sees every run committed before the lock was granted)."""
+    if not user_row_locked:
+        await user_queries.lock_user(session, user_id)
     now = utcnow()
     count, oldest = await run_queries.runs_since(session, user_id, now - run_queries.WINDOW)
     if count >= limit_per_minute:
@@ -36,7 +41,11 @@ async def start_run(
             retry_after = max(1, math.ceil((oldest + run_queries.WINDOW - now).total_seconds()))
         raise RateLimited(retry_after)
     run = await run_queries.start_run(
-        session, user_id=user_id, conversation_id=conversation_id, user_message_id=question_id
+        session,
+        user_id=user_id,
+        conversation_id=conversation_id,
+        user_message_id=question_id,
+        run_id=run_id,
     )
     return run.id
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from tests.conftest import GraphQLClient, LiveServer, ServerFactory, token_for
 
@@ -526,3 +528,77 @@ async def test_reply_records_cost_one_statement_each_for_a_page(
     # conversation, page, questions (replyTo), runs (usage), feedback, affected tasks
     assert counts[3] == counts[10]
     assert counts[10] == 6
+
+
+@dataclass
+class TurnCost:
+    """Everything a request cost on every engine of the process (the app's, the turn
+    locks', the reply journal's): statements and transactions."""
+
+    statements: int = 0
+    transactions: int = 0
+
+
+@contextmanager
+def recording_every_engine() -> Iterator[TurnCost]:
+    cost = TurnCost()
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith(NOT_QUERIES):
+            cost.statements += 1
+
+    def on_begin(_conn: Any) -> None:
+        cost.transactions += 1
+
+    event.listen(Engine, "before_cursor_execute", on_execute)
+    event.listen(Engine, "begin", on_begin)
+    try:
+        yield cost
+    finally:
+        event.remove(Engine, "before_cursor_execute", on_execute)
+        event.remove(Engine, "begin", on_begin)
+
+
+#: an offline "list my tasks" turn in a conversation with history, per backend: the
+#: cached user's check (autocommit on PostgreSQL), the turn lock (PostgreSQL), unit 1
+#: (question, reply STREAMING, run, history, announcements), unit 2 (the tool's read,
+#: the stream's last entries, the reply's end, the run's end, announcements)
+TURN_BUDGET = {
+    "postgres": TurnCost(statements=17, transactions=4),
+    "sqlite": TurnCost(statements=13, transactions=3),
+}
+
+
+async def test_an_offline_turn_costs_a_fixed_number_of_statements_and_transactions(
+    server_factory: ServerFactory, backend: str
+) -> None:
+    live, client = await fresh_client(server_factory)
+    for number in range(3):
+        await client.data(CREATE_TASK, {"title": f"chore {number}"})
+    conversation_id = (await create_conversations(client, 1))[0]
+    costs: list[TurnCost] = []
+    for _ in range(3):  # the history grows: the cost does not
+        with recording_every_engine() as cost:
+            data = await client.data(
+                SEND_AND_READ, {"conversationId": conversation_id, "content": "list my tasks"}
+            )
+        costs.append(cost)
+        message = data["sendMessage"]["message"]
+        assert message["role"] == "ASSISTANT"
+        assert "chore 2" in message["content"]
+        assert [call["name"] for call in message["toolCalls"]] == ["list_tasks"]
+    print(f"\n[{backend}] offline turn: {costs}")
+    budget = TURN_BUDGET[backend]
+    for cost in costs:
+        assert cost.statements <= budget.statements, costs
+        assert cost.transactions <= budget.transactions, costs
+    del live
+
+
+SEND_AND_READ = """
+mutation($conversationId: ID, $content: String!) {
+  sendMessage(input: {conversationId: $conversationId, content: $content}) {
+    conversation { id title }
+    message { id role content toolCalls { name } }
+  }
+}"""

@@ -7,31 +7,38 @@ import asyncio
 import time
 import uuid
 
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from db import conversations as conversation_queries
 from db import messages as message_queries
 from db import users as user_queries
 from db.engine import create_engine, create_session_factory
-from db.models import MessageRole, MessageStatus
+from db.models import Message, MessageRole, MessageStatus
 from services.replies import FLUSH_SECONDS, ReplyEntry, TableJournal
 
 DELTAS = 1000
+
+
+async def streaming_reply(sessions: async_sessionmaker[AsyncSession]) -> Message:
+    async with sessions() as session, session.begin():
+        user = await user_queries.create_user(session, f"journal-{uuid.uuid4()}")
+        conversation = await conversation_queries.add_conversation(session, user.id, "j")
+        return await message_queries.add_message(
+            session,
+            conversation_id=conversation.id,
+            user_id=user.id,
+            role=MessageRole.ASSISTANT,
+            content="",
+            status=MessageStatus.STREAMING,
+        )
 
 
 async def test_a_fast_stream_is_written_in_bounded_batches(database_urls: dict[str, str]) -> None:
     engine = create_engine(database_urls["postgres"], pool_size=2)
     sessions = create_session_factory(engine)
     try:
-        async with sessions() as session, session.begin():
-            user = await user_queries.create_user(session, f"journal-{uuid.uuid4()}")
-            conversation = await conversation_queries.add_conversation(session, user.id, "j")
-            reply = await message_queries.add_message(
-                session,
-                conversation_id=conversation.id,
-                user_id=user.id,
-                role=MessageRole.ASSISTANT,
-                content="",
-                status=MessageStatus.STREAMING,
-            )
+        reply = await streaming_reply(sessions)
         journal = TableJournal(sessions)
         writer = journal.writer(reply.id)
         offset = 0
@@ -60,5 +67,34 @@ async def test_a_fast_stream_is_written_in_bounded_batches(database_urls: dict[s
             f" {stats.seconds / DELTAS * 1000:.3f} ms of database time per delta,"
             f" {stats.seconds / stats.batches * 1000:.2f} ms per batch"
         )
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("ending", ["committed", "rolled back"])
+async def test_the_last_entries_go_with_the_transaction_that_ends_the_reply(
+    database_urls: dict[str, str], ending: str
+) -> None:
+    """Committed: there, once, with it. Rolled back: `close` writes them on its own."""
+    engine = create_engine(database_urls["postgres"], pool_size=3)
+    sessions = create_session_factory(engine)
+    try:
+        reply = await streaming_reply(sessions)
+        journal = TableJournal(sessions)
+        writer = journal.writer(reply.id)
+        for sequence in range(1, 4):
+            await writer.add(ReplyEntry(sequence, sequence - 1, "x"))
+        async with sessions() as session:
+            await session.begin()
+            await writer.close_in(session)
+            # not stored until that transaction commits
+            assert await journal.entries_after(reply.id, 0) == []
+            if ending == "committed":
+                await session.commit()
+            else:
+                await session.rollback()
+                await writer.close()
+        entries = await journal.entries_after(reply.id, 0)
+        assert [entry.sequence for entry in entries] == [1, 2, 3]
     finally:
         await engine.dispose()
