@@ -17,6 +17,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import LRUCache
 from sqlalchemy import (
     ColumnElement,
     Select,
@@ -186,7 +187,10 @@ def _whole_page(
     return WholePage(items, total, has_next, has_previous)
 
 
-_STATEMENTS: dict[Hashable, Select[Any]] = {}
+#: statements kept, by shape: a client picks the shape (which columns, which cursors),
+#: so the least recently used go rather than memory growing with every new one
+STATEMENTS_CACHED = 256
+STATEMENTS: LRUCache[Hashable, Select[Any]] = LRUCache(STATEMENTS_CACHED)
 
 
 async def _rows(
@@ -217,11 +221,11 @@ async def conversation_page(
     """`conversations(...)`: the page, as `db.conversations.list_conversations` reads it."""
     with_search = bool(search)
     key = ("conversations", _shape(ask, with_search, window))
-    stmt = _STATEMENTS.get(key)
+    stmt = STATEMENTS.get(key)
     if stmt is None:
         filters = conversation_queries.listed_filters(with_search)
         spec = conversation_queries.CONVERSATIONS
-        stmt = _STATEMENTS[key] = _list_statement(Conversation, ask, filters, spec, window)
+        stmt = STATEMENTS[key] = _list_statement(Conversation, ask, filters, spec, window)
     values = {**conversation_queries.list_params(user_id, status, search), **window_values(window)}
     rows = await _rows(session, stmt, values)
     return _whole_page(rows, _head_width(ask, window), ask, window)
@@ -237,10 +241,10 @@ async def task_page(
     """`tasks(...)`: the page, as `db.tasks.list_tasks` reads it."""
     with_status = status is not None
     key = ("tasks", _shape(ask, with_status, window))
-    stmt = _STATEMENTS.get(key)
+    stmt = STATEMENTS.get(key)
     if stmt is None:
         filters = task_queries.listed_filters(with_status)
-        stmt = _STATEMENTS[key] = _list_statement(Task, ask, filters, task_queries.TASKS, window)
+        stmt = STATEMENTS[key] = _list_statement(Task, ask, filters, task_queries.TASKS, window)
     values = {**task_queries.list_params(user_id, status), **window_values(window)}
     rows = await _rows(session, stmt, values)
     return _whole_page(rows, _head_width(ask, window), ask, window)
@@ -287,9 +291,9 @@ async def conversation_with_messages(
     """`conversation(id)` and (if asked) a page of its `messages`, as the loader and
     `db.messages.list_messages` read them."""
     key = ("conversation", conversation, messages, window and _shape(None, None, window))
-    stmt = _STATEMENTS.get(key)
+    stmt = STATEMENTS.get(key)
     if stmt is None:
-        stmt = _STATEMENTS[key] = _conversation_statement(conversation, messages, window)
+        stmt = STATEMENTS[key] = _conversation_statement(conversation, messages, window)
     values: dict[str, Any] = {"user_id": user_id, "conversation_id": conversation_id}
     if window is not None:
         values.update(window_values(window))

@@ -466,3 +466,30 @@ def test_large_documents_and_names_are_not_kept() -> None:
         )
         assert operations.prepare("query A { me { id } }", f"{uuid.uuid4()}{padding}", None) is None
     assert len(operations._documents) == 0
+
+
+async def test_the_statements_kept_are_bounded(pair: Pair) -> None:
+    """Clients choose the shape of a page's statement (which columns, which direction):
+    at most `STATEMENTS_CACHED` are kept, however many shapes they ask for."""
+    from itertools import combinations
+
+    from db import whole_pages
+
+    lists = {
+        "conversations": ["title", "status", "createdAt", "messageCount", "lastMessage { id }"],
+        "tasks": ["title", "description", "status", "createdAt", "updatedAt", "completedAt"],
+    }
+    # a filter that changes the statement's form, per list
+    filtered = {"conversations": 'first: 1, search: "x"', "tasks": "first: 1, status: PENDING"}
+    shapes = 0
+    for name, fields in lists.items():
+        for size in range(1, len(fields) + 1):
+            for chosen in combinations(fields, size):
+                for page in ("first: 1", "last: 1", filtered[name]):
+                    selection = " ".join(chosen)
+                    await pair.compiled_same(
+                        f"{{ {name}({page}) {{ edges {{ node {{ id {selection} }} }} }} }}"
+                    )
+                    shapes += 1
+    assert shapes > whole_pages.STATEMENTS_CACHED
+    assert len(whole_pages.STATEMENTS) <= whole_pages.STATEMENTS_CACHED
