@@ -85,8 +85,8 @@ class Settings(BaseSettings):
     ws_max_subscriptions_per_connection: int = 20
     ws_max_connections_per_user: int = 20
     ws_queue_size: int = 256
-    #: connections kept per pool (overflow twice that): at or above the concurrent requests
-    #: of one worker, or every request beyond it opens (and closes) a connection of its own
+    #: connections kept per pool; a burst opens up to twice as many more, kept while in use
+    #: and closed after 60 s unused (db/engine.py `TimedQueuePool`)
     db_pool_size: int = 20
     #: check each pooled connection with a round trip before use; off by default: a read
     #: on a dropped connection is retried once on a fresh one instead

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util import queue as sqla_queue
 
 from core.database_url import DatabaseUrl, as_database_url
 from core.metrics import DB_POOL_CHECKOUT_SECONDS
@@ -23,12 +24,38 @@ from core.metrics import DB_POOL_CHECKOUT_SECONDS
 SQLITE_WRITE = "taskchat_sqlite_write"
 
 
-class TimedQueuePool(AsyncAdaptedQueuePool):
-    """The async queue pool, timing each checkout (`taskchat_db_pool_checkout_seconds`):
-    a pool too small for the load shows as time spent here."""
+#: idle connections above the pool size are closed after this long unused
+POOL_IDLE_SECONDS = 60.0
+_IDLE_SINCE = "taskchat_idle_since"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+
+class TimedQueuePool(AsyncAdaptedQueuePool):
+    """The async queue pool, keeping what a burst opened and timing each checkout
+    (`taskchat_db_pool_checkout_seconds`: a pool too small for the load shows there).
+
+    SQLAlchemy's queue pool closes every connection above `pool_size` as soon as it is
+    returned, so a worker with more requests in flight than that opened (TLS handshake,
+    a forked backend) and closed a connection for most of them. This one keeps up to
+    `pool_size + max_overflow` connections once opened, hands out the most recently
+    used first (so a light load keeps reusing a few), and closes those above `keep`
+    (the configured `pool_size`) that have sat unused for `idle_seconds`, as asyncpg's
+    and node-postgres's pools do."""
+
+    def __init__(
+        self,
+        creator: Any,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        idle_seconds: float = POOL_IDLE_SECONDS,
+        keep: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._keep = pool_size if keep is None else keep
+        self._idle_seconds = idle_seconds
+        self._next_trim = time.monotonic() + idle_seconds
+        capacity = pool_size if keep is not None else pool_size + max(0, max_overflow)
+        kwargs["use_lifo"] = True
+        super().__init__(creator, pool_size=capacity, max_overflow=0, **kwargs)
         self._checkout_seconds = DB_POOL_CHECKOUT_SECONDS.labels("app")
 
     def measure_as(self, name: str) -> None:
@@ -41,10 +68,60 @@ class TimedQueuePool(AsyncAdaptedQueuePool):
         finally:
             self._checkout_seconds.observe(time.perf_counter() - started)
 
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+        super()._do_return_conn(record)
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        now = time.monotonic()
+        if now >= self._next_trim:
+            self._next_trim = now + self._idle_seconds / 2
+            self._close_idle(now)
+        return super()._do_get()
+
+    def _close_idle(self, now: float) -> None:
+        """Closes the connections above `keep` idle longer than `idle_seconds`: all are
+        taken off the queue at once (no await in between) and the rest put back in order."""
+        in_use = self.checkedout()  # before the queue is emptied (it counts from its size)
+        idle: list[ConnectionPoolEntry] = []
+        while True:
+            try:
+                idle.append(self._pool.get_nowait())
+            except sqla_queue.Empty:
+                break
+        idle.reverse()  # taken newest first: back to oldest first
+        surplus = in_use + len(idle) - self._keep
+        kept: list[ConnectionPoolEntry] = []
+        for record in idle:
+            since = record.info.get(_IDLE_SINCE, now)
+            if surplus > 0 and now - since >= self._idle_seconds:
+                surplus -= 1
+                try:
+                    record.close()
+                finally:
+                    self._dec_overflow()
+            else:
+                kept.append(record)
+        for record in kept:
+            self._pool.put_nowait(record)
+
     def recreate(self) -> TimedQueuePool:
-        # keeps the label when SQLAlchemy rebuilds the pool (after a disconnect)
-        pool = super().recreate()
-        assert isinstance(pool, TimedQueuePool)
+        # keeps the label and the limits when SQLAlchemy rebuilds the pool (after a
+        # disconnect)
+        pool = self.__class__(
+            self._creator,
+            pool_size=self._pool.maxsize,
+            keep=self._keep,
+            idle_seconds=self._idle_seconds,
+            pre_ping=self._pre_ping,
+            timeout=self._timeout,
+            recycle=self._recycle,
+            echo=self.echo,
+            logging_name=self._orig_logging_name,
+            reset_on_return=self._reset_on_return,
+            _dispatch=self.dispatch,
+            dialect=self._dialect,
+        )
         pool._checkout_seconds = self._checkout_seconds
         return pool
 
@@ -58,24 +135,36 @@ def create_engine(
     sqlite_busy_seconds: float = 30,
     pooled: bool = False,
     metric_pool: str = "app",
+    pool_idle_seconds: float = POOL_IDLE_SECONDS,
 ) -> AsyncEngine:
     """`database_url` as pasted or normalised (core/database_url.py); `pooled`: it goes
     through a transaction pooler, so no prepared statement is reused; `metric_pool`
-    labels the pool's checkout times (a few fixed names)."""
+    labels the pool's checkout times (a few fixed names). PostgreSQL: `pool_size`
+    connections are kept, up to `max_overflow` more while the load needs them
+    (`TimedQueuePool`)."""
     database = as_database_url(database_url)
     if database.is_sqlite:
         engine = _create_sqlite_engine(database.render(), sqlite_busy_seconds)
     else:
-        engine = _create_postgres_engine(database, pool_size, max_overflow, pre_ping, pooled)
+        overflow = pool_size * 2 if max_overflow is None else max_overflow
+        engine = _create_postgres_engine(
+            database,
+            pooled,
+            pre_ping,
+            pool_size=pool_size,
+            max_overflow=overflow,
+            idle_seconds=pool_idle_seconds,
+        )
     if isinstance(engine.pool, TimedQueuePool):
         engine.pool.measure_as(metric_pool)
     return engine
 
 
 def _create_postgres_engine(
-    database: DatabaseUrl, pool_size: int, max_overflow: int | None, pre_ping: bool, pooled: bool
+    database: DatabaseUrl, pooled: bool, pre_ping: bool, **pool: Any
 ) -> AsyncEngine:
-    engine = _postgres_engine(database, pool_size, max_overflow, pre_ping, pooled)
+    """`pool`: `TimedQueuePool`'s limits."""
+    engine = _postgres_engine(database, pooled, pre_ping, pool)
     if not pooled:
         event.listen(engine.sync_engine, "connect", _plan_every_execution)
     return engine
@@ -95,14 +184,13 @@ def _plan_every_execution(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _postgres_engine(
-    database: DatabaseUrl, pool_size: int, max_overflow: int | None, pre_ping: bool, pooled: bool
+    database: DatabaseUrl, pooled: bool, pre_ping: bool, pool: dict[str, Any]
 ) -> AsyncEngine:
     return create_async_engine(
         database.url,
         connect_args=database.sqlalchemy_connect_args(pooled=pooled),
         poolclass=TimedQueuePool,
-        pool_size=pool_size,
-        max_overflow=pool_size * 2 if max_overflow is None else max_overflow,
+        **pool,
         # serverless PostgreSQL (Neon) drops idle connections: check each one before use
         # (costs a round trip per checkout) and replace them well before its idle timeout
         pool_pre_ping=pre_ping,
