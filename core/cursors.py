@@ -28,13 +28,20 @@ _MAC_BYTES = 12
 
 class CursorCodec:
     def __init__(self, secret: str) -> None:
-        self._key = hashlib.sha256(b"taskchat-cursor:" + secret.encode()).digest()
+        key = hashlib.sha256(b"taskchat-cursor:" + secret.encode()).digest()
+        # the keyed state, copied for each cursor (a page signs one per row)
+        self._hmac = hmac.new(key, digestmod=hashlib.sha256)
+
+    def _mac(self, payload: bytes) -> bytes:
+        signer = self._hmac.copy()
+        signer.update(payload)
+        return signer.digest()[:_MAC_BYTES]
 
     def encode(self, kind: str, scope: str, key: Sequence[KeyPart]) -> str:
-        values = [v.isoformat() if isinstance(v, datetime) else _plain(v) for v in key]
-        payload = orjson.dumps([kind, scope, values])
-        mac = hmac.digest(self._key, payload, "sha256")[:_MAC_BYTES]
-        return base64.urlsafe_b64encode(mac + payload).decode().rstrip("=")
+        # orjson writes a datetime as `isoformat()` does and a UUID as `str()` does: the
+        # same bytes as the earlier `[v.isoformat() ...]` encoder (tests/test_cursor_codec.py)
+        payload = orjson.dumps([kind, scope, [_plain(v) for v in key]])
+        return base64.urlsafe_b64encode(self._mac(payload) + payload).decode().rstrip("=")
 
     def decode(
         self, cursor: str, kind: str, scope: str, types: Sequence[KeyType]
@@ -45,7 +52,7 @@ class CursorCodec:
         except (ValueError, binascii.Error):
             raise invalid from None
         mac, payload = raw[:_MAC_BYTES], raw[_MAC_BYTES:]
-        expected = hmac.digest(self._key, payload, "sha256")[:_MAC_BYTES]
+        expected = self._mac(payload)
         if not hmac.compare_digest(mac, expected):
             raise invalid
         try:
@@ -57,8 +64,14 @@ class CursorCodec:
             raise invalid from None
 
 
-def _plain(value: KeyPart) -> str | int:
-    return str(value) if isinstance(value, uuid.UUID) else int(value)  # type: ignore[arg-type]
+def _plain(value: KeyPart) -> datetime | str | int:
+    """orjson writes a `datetime` itself (not a subclass); a UUID (asyncpg's is a
+    subclass orjson refuses) as `str()`; anything else is an int (a bool, say)."""
+    if type(value) is datetime:
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value) if isinstance(value, uuid.UUID) else int(value)
 
 
 def _parse(value: object, key_type: KeyType) -> KeyPart:
