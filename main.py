@@ -81,9 +81,14 @@ def create_app(
     configure_logging(json=settings.is_production, level=settings.log_level)
     for note in dict.fromkeys((*settings.database.notes, *settings.direct_database.notes)):
         log.info("database url", note=note)
+    # An instance opens at most 4 * DB_POOL_SIZE + max(2, DB_POOL_SIZE // 2) + 1
+    # connections (README, DB_POOL_SIZE): past that, work waits for a pooled connection
+    # rather than the server refusing a new one (tests/db/test_connection_budget.py).
+    size = settings.db_pool_size
     engine = create_engine(
         settings.database,
-        pool_size=settings.db_pool_size,
+        pool_size=size,
+        max_overflow=size,
         pre_ping=settings.db_pool_pre_ping,
         # on SQLite a write may wait behind a whole turn (model included)
         sqlite_busy_seconds=max(30.0, settings.agent_timeout_seconds * 2 + 5),
@@ -95,8 +100,8 @@ def create_app(
     # carries neither a session nor what it listens to.
     lock_engine = create_engine(
         settings.direct_database,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size * 4,
+        pool_size=size,
+        max_overflow=size,
         pre_ping=settings.db_pool_pre_ping,
         metric_pool="locks",
     )
@@ -107,7 +112,7 @@ def create_app(
         else create_engine(
             settings.database,
             pool_size=2,
-            max_overflow=max(2, settings.db_pool_size),
+            max_overflow=max(0, size // 2 - 2),
             pre_ping=settings.db_pool_pre_ping,
             pooled=settings.behind_pooler,
         )

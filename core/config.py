@@ -85,9 +85,10 @@ class Settings(BaseSettings):
     ws_max_subscriptions_per_connection: int = 20
     ws_max_connections_per_user: int = 20
     ws_queue_size: int = 256
-    #: connections kept per pool; a burst opens up to twice as many more, kept while in use
-    #: and closed after 60 s unused (db/engine.py `TimedQueuePool`)
-    db_pool_size: int = 20
+    #: connections kept per pool; a burst opens as many again, kept while in use and closed
+    #: after 60 s unused (db/engine.py `TimedQueuePool`). An instance opens at most
+    #: 4 * this + max(2, this // 2) + 1 (main.py)
+    db_pool_size: int = Field(default=10, ge=1)
     #: check each pooled connection with a round trip before use; off by default: a read
     #: on a dropped connection is retried once on a fresh one instead
     db_pool_pre_ping: bool = False
