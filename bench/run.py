@@ -173,12 +173,18 @@ async def start_taskchat(name: str, database_url: str, core: str, extra: dict[st
     port = free_port()
     env = taskchat_env(database_url, port, extra)
     env.pop("DATABASE_DIRECT_URL")
+    # BENCH_SERVER_LOGS=<dir>: each taskchat server's log there (default: discarded)
+    logs = os.environ.get("BENCH_SERVER_LOGS")
+    output: Any = subprocess.DEVNULL
+    if logs:
+        Path(logs).mkdir(parents=True, exist_ok=True)
+        output = (Path(logs) / f"{name}.log").open("ab")
     process = subprocess.Popen(
         pinned(core, [sys.executable, "main.py", "serve"]),
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
     )
     server = Server(name, process, f"http://127.0.0.1:{port}")
     await wait_ready(server, "/health")
@@ -753,6 +759,7 @@ class Bench:
         await asyncio.sleep(1.0)  # every subscription is listening
         rss_subscribed = a.rss_mb()
         sent = {"ok": 0, "failed": 0}
+        failures: list[str] = []
 
         async def send(n: int, conversation: str) -> None:
             request = Request(
@@ -765,8 +772,10 @@ class Bench:
             try:
                 await post(self.http, b.base, request)
                 sent["ok"] += 1
-            except Exception:
+            except Exception as error:
                 sent["failed"] += 1
+                if len(failures) < 3:
+                    failures.append(f"{type(error).__name__}: {str(error)[:300]}")
 
         # correctness first: one message reaches its subscriber
         await send(*pairs[0])
@@ -806,6 +815,8 @@ class Bench:
             reader.cancel()
         await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
         delivered = deliveries["USER"] + deliveries["ASSISTANT"]
+        for failure in failures:
+            log(f"S5: a turn failed: {failure}")
         latencies.sort()
         figures = Figures("S5", "taskchat")
         figures.requests = delivered
@@ -818,6 +829,8 @@ class Bench:
         figures.errors = sent["failed"] + max(0, 2 * sent["ok"] - delivered)
         figures.extra = {
             "subscribers": float(subscribers),
+            "turns_failed": float(sent["failed"]),
+            "undelivered": float(max(0, 2 * sent["ok"] - delivered)),
             "stored_messages_per_s": 2 * sent["ok"] / duration,
             "rss_idle_mb": rss_idle,
             "rss_subscribed_mb": rss_subscribed,
