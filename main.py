@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -38,7 +39,7 @@ from core.cursors import CursorCodec
 from core.database_url import DatabaseUrl
 from core.gc_tuning import tune_garbage_collector
 from core.logging import configure_logging, get_logger
-from db.engine import create_engine, create_session_factory
+from db.engine import close_idle_connections, create_engine, create_session_factory
 from db.locks import build_turn_locks
 from live.broker import build_broker
 from resolvers.resources import AppResources
@@ -141,9 +142,13 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await broker.start()
         tune_garbage_collector(settings.gc_gen0_threshold)
+        trimming = asyncio.create_task(close_idle_connections(engine, lock_engine, journal_engine))
         try:
             yield
         finally:
+            trimming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await trimming
             if stop_tracing is not None:
                 stop_tracing()
             await broker.stop()

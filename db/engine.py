@@ -3,6 +3,7 @@ share between concurrent requests."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.util import queue as sqla_queue
 
 from core.database_url import DatabaseUrl, as_database_url
@@ -79,6 +81,17 @@ class TimedQueuePool(AsyncAdaptedQueuePool):
             self._close_idle(now)
         return super()._do_get()
 
+    def close_idle(self) -> None:
+        """What a checkout does every `idle_seconds / 2`, for a pool nobody uses (in a
+        greenlet: `close_idle_connections`)."""
+        now = time.monotonic()
+        self._next_trim = now + self._idle_seconds / 2
+        self._close_idle(now)
+
+    @property
+    def idle_seconds(self) -> float:
+        return self._idle_seconds
+
     def _close_idle(self, now: float) -> None:
         """Closes the connections above `keep` idle longer than `idle_seconds`: all are
         taken off the queue at once (no await in between) and the rest put back in order."""
@@ -92,18 +105,22 @@ class TimedQueuePool(AsyncAdaptedQueuePool):
         idle.reverse()  # taken newest first: back to oldest first
         surplus = in_use + len(idle) - self._keep
         kept: list[ConnectionPoolEntry] = []
+        closing: list[ConnectionPoolEntry] = []
         for record in idle:
             since = record.info.get(_IDLE_SINCE, now)
             if surplus > 0 and now - since >= self._idle_seconds:
                 surplus -= 1
-                try:
-                    record.close()
-                finally:
-                    self._dec_overflow()
+                closing.append(record)
             else:
                 kept.append(record)
         for record in kept:
             self._pool.put_nowait(record)
+        # closing may wait on the network: only once the rest are back for others to take
+        for record in closing:
+            try:
+                record.close()
+            finally:
+                self._dec_overflow()
 
     def recreate(self) -> TimedQueuePool:
         # keeps the label and the limits when SQLAlchemy rebuilds the pool (after a
@@ -124,6 +141,22 @@ class TimedQueuePool(AsyncAdaptedQueuePool):
         )
         pool._checkout_seconds = self._checkout_seconds
         return pool
+
+
+async def close_idle_connections(*engines: AsyncEngine) -> None:
+    """Runs for the application's life: an instance idle after a burst gives its
+    connections above the pool size back to the server too."""
+    pools = [
+        pool
+        for pool in dict.fromkeys(engine.sync_engine.pool for engine in engines)
+        if isinstance(pool, TimedQueuePool)
+    ]
+    if not pools:
+        return
+    while True:
+        await asyncio.sleep(min(pool.idle_seconds for pool in pools) / 2)
+        for pool in pools:
+            await greenlet_spawn(pool.close_idle)
 
 
 def create_engine(

@@ -6,10 +6,11 @@ Connections above the pool size are closed once they have been idle for a while.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from sqlalchemy import text
 
-from db.engine import create_engine
+from db.engine import close_idle_connections, create_engine
 
 BURST = 5
 
@@ -59,5 +60,23 @@ async def test_idle_connections_above_the_pool_size_are_closed(
             await connection.rollback()
         kept = engine.pool.checkedin()  # type: ignore[attr-defined]
     finally:
+        await engine.dispose()
+    assert kept == 2
+
+
+async def test_an_idle_instance_gives_its_surplus_back(database_urls: dict[str, str]) -> None:
+    """No checkout comes after the burst: the application's trimming task closes them."""
+    engine = create_engine(
+        database_urls["postgres"], pool_size=2, max_overflow=4, pool_idle_seconds=0.2
+    )
+    trimming = asyncio.create_task(close_idle_connections(engine))
+    try:
+        await _burst_pids(engine)
+        await asyncio.sleep(0.6)
+        kept = engine.pool.checkedin()  # type: ignore[attr-defined]
+    finally:
+        trimming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await trimming
         await engine.dispose()
     assert kept == 2
