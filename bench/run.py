@@ -695,8 +695,10 @@ class Bench:
         turns_per_second = 5 if self.smoke else 50
         extra = self.server_env
         direct = seed.server_url(self.database)
-        # a fresh A: its RSS is the fan-out's alone
-        self.taskchat.stop()
+        # a fresh A: its RSS is the fan-out's alone; the other servers are done, and their
+        # connections would count against the database's limit (100 by default)
+        for server in self.servers:
+            server.stop()
         a, b = await asyncio.gather(
             start_taskchat("fanout-a", direct, SERVER_CORE, extra),
             start_taskchat("fanout-b", direct, LOAD_CORE, extra),
