@@ -13,7 +13,7 @@ and filters rows exactly as the generic path's list statements do (the same
 from __future__ import annotations
 
 import uuid
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,8 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from db import conversations as conversation_queries
@@ -193,12 +194,111 @@ STATEMENTS_CACHED = 256
 STATEMENTS: LRUCache[Hashable, Select[Any]] = LRUCache(STATEMENTS_CACHED)
 
 
+@dataclass(frozen=True, slots=True)
+class _DriverStatement:
+    """A statement compiled once for asyncpg itself: its SQL, its bind parameters in
+    position order with SQLAlchemy's bind processors, and the result processors of its
+    columns (enums, UTC datetimes) — what `Connection.execute` would apply each time."""
+
+    sql: str
+    binds: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    #: the values bound in the statement itself (a `limit(1)`, say)
+    fixed: dict[str, Any]
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+
+def _driver_statement(stmt: Select[Any], dialect: Dialect) -> _DriverStatement | None:
+    compiled = stmt.compile(dialect=dialect)
+    if (
+        compiled.positiontup is None
+        or compiled.literal_execute_params
+        or compiled.post_compile_params
+    ):
+        return None
+    processors = compiled._bind_processors
+    binds: list[tuple[str, Callable[[Any], Any] | None]] = []
+    for name in compiled.positiontup:
+        processor = processors.get(name)
+        if processor is not None and not callable(processor):
+            return None  # a tuple's processors: not among ours
+        binds.append((name, processor))
+    results = tuple(
+        (index, processor)
+        for index, column in enumerate(stmt.selected_columns)
+        if (processor := column.type._cached_result_processor(dialect, None)) is not None
+    )
+    fixed = {
+        name: value
+        for name, value in compiled.construct_params(_check=False).items()
+        if not compiled.binds[name].required
+    }
+    return _DriverStatement(str(compiled), tuple(binds), fixed, results)
+
+
+#: per statement kept in `STATEMENTS` (by identity): its asyncpg form, or None (none fits)
+_DRIVER_STATEMENTS: LRUCache[int, tuple[Select[Any], _DriverStatement | None]] = LRUCache(
+    STATEMENTS_CACHED
+)
+
+
+def _driver_may_run(connection: AsyncConnection) -> bool:
+    """A direct PostgreSQL connection in autocommit, and nobody observing statements
+    through SQLAlchemy's events (tracing, tests counting them): they see every one."""
+    sync = connection.sync_connection
+    if connection.dialect.name != "postgresql" or sync is None:
+        return False
+    dispatch = sync.dispatch
+    if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+        return False
+    return sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+
 async def _rows(
     session: AsyncSession, stmt: Select[Any], values: dict[str, Any]
 ) -> Sequence[Sequence[Any]]:
-    """Core rows on the session's connection: no ORM entities, no ORM execution."""
+    """Core rows on the session's connection: no ORM entities, no ORM execution. On a
+    direct PostgreSQL connection in autocommit (how a request reads there), asyncpg runs
+    the statement itself: SQLAlchemy's execution, per statement, costs more than the
+    statement. Behind a transaction pooler the usual path keeps its unique statement names;
+    with tracing on, its spans."""
     connection = await session.connection()
+    if _driver_may_run(connection):
+        cached = _DRIVER_STATEMENTS.get(id(stmt))
+        if cached is None or cached[0] is not stmt:
+            cached = _DRIVER_STATEMENTS[id(stmt)] = (
+                stmt,
+                _driver_statement(stmt, connection.dialect),
+            )
+        driver_statement = cached[1]
+        if driver_statement is not None:
+            return await _driver_rows(connection, driver_statement, values)
     rows: Sequence[Sequence[Any]] = (await connection.execute(stmt, values)).all()
+    return rows
+
+
+async def _driver_rows(
+    connection: AsyncConnection, statement: _DriverStatement, values: dict[str, Any]
+) -> list[Sequence[Any]]:
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    given = {**statement.fixed, **values} if statement.fixed else values
+    arguments = [
+        value if processor is None else processor(value)
+        for name, processor in statement.binds
+        for value in (given[name],)
+    ]
+    records: list[Sequence[Any]] = await driver.fetch(statement.sql, *arguments)
+    if not statement.results:
+        return records
+    rows: list[Sequence[Any]] = []
+    for record in records:
+        row = list(record)
+        for index, processor in statement.results:
+            value = row[index]
+            if value is not None:
+                row[index] = processor(value)
+        rows.append(row)
     return rows
 
 
