@@ -188,12 +188,6 @@ def _whole_page(
     return WholePage(items, total, has_next, has_previous)
 
 
-#: statements kept, by shape: a client picks the shape (which columns, which cursors),
-#: so the least recently used go rather than memory growing with every new one
-STATEMENTS_CACHED = 256
-STATEMENTS: LRUCache[Hashable, Select[Any]] = LRUCache(STATEMENTS_CACHED)
-
-
 @dataclass(frozen=True, slots=True)
 class _DriverStatement:
     """A statement compiled once for asyncpg itself: its SQL, its bind parameters in
@@ -235,10 +229,27 @@ def _driver_statement(stmt: Select[Any], dialect: Dialect) -> _DriverStatement |
     return _DriverStatement(str(compiled), tuple(binds), fixed, results)
 
 
-#: per statement kept in `STATEMENTS` (by identity): its asyncpg form, or None (none fits)
-_DRIVER_STATEMENTS: LRUCache[int, tuple[Select[Any], _DriverStatement | None]] = LRUCache(
-    STATEMENTS_CACHED
-)
+@dataclass(slots=True)
+class _Kept:
+    """A statement built once for its shape, and its asyncpg form once it has run on
+    PostgreSQL (`None` there: no asyncpg form fits it)."""
+
+    select: Select[Any]
+    driver: _DriverStatement | None = None
+    driver_compiled: bool = False
+
+
+#: statements kept, by shape: a client picks the shape (which columns, which cursors),
+#: so the least recently used go rather than memory growing with every new one
+STATEMENTS_CACHED = 256
+STATEMENTS: LRUCache[Hashable, _Kept] = LRUCache(STATEMENTS_CACHED)
+
+
+def _kept(key: Hashable, build: Callable[[], Select[Any]]) -> _Kept:
+    kept = STATEMENTS.get(key)
+    if kept is None:
+        kept = STATEMENTS[key] = _Kept(build())
+    return kept
 
 
 def _driver_may_run(connection: AsyncConnection) -> bool:
@@ -254,7 +265,7 @@ def _driver_may_run(connection: AsyncConnection) -> bool:
 
 
 async def _rows(
-    session: AsyncSession, stmt: Select[Any], values: dict[str, Any]
+    session: AsyncSession, kept: _Kept, values: dict[str, Any]
 ) -> Sequence[Sequence[Any]]:
     """Core rows on the session's connection: no ORM entities, no ORM execution. On a
     direct PostgreSQL connection in autocommit (how a request reads there), asyncpg runs
@@ -263,16 +274,12 @@ async def _rows(
     with tracing on, its spans."""
     connection = await session.connection()
     if _driver_may_run(connection):
-        cached = _DRIVER_STATEMENTS.get(id(stmt))
-        if cached is None or cached[0] is not stmt:
-            cached = _DRIVER_STATEMENTS[id(stmt)] = (
-                stmt,
-                _driver_statement(stmt, connection.dialect),
-            )
-        driver_statement = cached[1]
-        if driver_statement is not None:
-            return await _driver_rows(connection, driver_statement, values)
-    rows: Sequence[Sequence[Any]] = (await connection.execute(stmt, values)).all()
+        if not kept.driver_compiled:
+            kept.driver = _driver_statement(kept.select, connection.dialect)
+            kept.driver_compiled = True
+        if kept.driver is not None:
+            return await _driver_rows(connection, kept.driver, values)
+    rows: Sequence[Sequence[Any]] = (await connection.execute(kept.select, values)).all()
     return rows
 
 
@@ -284,9 +291,8 @@ async def _driver_rows(
     assert driver is not None
     given = {**statement.fixed, **values} if statement.fixed else values
     arguments = [
-        value if processor is None else processor(value)
+        given[name] if processor is None else processor(given[name])
         for name, processor in statement.binds
-        for value in (given[name],)
     ]
     records: list[Sequence[Any]] = await driver.fetch(statement.sql, *arguments)
     if not statement.results:
@@ -321,13 +327,18 @@ async def conversation_page(
     """`conversations(...)`: the page, as `db.conversations.list_conversations` reads it."""
     with_search = bool(search)
     key = ("conversations", _shape(ask, with_search, window))
-    stmt = STATEMENTS.get(key)
-    if stmt is None:
-        filters = conversation_queries.listed_filters(with_search)
-        spec = conversation_queries.CONVERSATIONS
-        stmt = STATEMENTS[key] = _list_statement(Conversation, ask, filters, spec, window)
+    kept = _kept(
+        key,
+        lambda: _list_statement(
+            Conversation,
+            ask,
+            conversation_queries.listed_filters(with_search),
+            conversation_queries.CONVERSATIONS,
+            window,
+        ),
+    )
     values = {**conversation_queries.list_params(user_id, status, search), **window_values(window)}
-    rows = await _rows(session, stmt, values)
+    rows = await _rows(session, kept, values)
     return _whole_page(rows, _head_width(ask, window), ask, window)
 
 
@@ -341,12 +352,14 @@ async def task_page(
     """`tasks(...)`: the page, as `db.tasks.list_tasks` reads it."""
     with_status = status is not None
     key = ("tasks", _shape(ask, with_status, window))
-    stmt = STATEMENTS.get(key)
-    if stmt is None:
-        filters = task_queries.listed_filters(with_status)
-        stmt = STATEMENTS[key] = _list_statement(Task, ask, filters, task_queries.TASKS, window)
+    kept = _kept(
+        key,
+        lambda: _list_statement(
+            Task, ask, task_queries.listed_filters(with_status), task_queries.TASKS, window
+        ),
+    )
     values = {**task_queries.list_params(user_id, status), **window_values(window)}
-    rows = await _rows(session, stmt, values)
+    rows = await _rows(session, kept, values)
     return _whole_page(rows, _head_width(ask, window), ask, window)
 
 
@@ -391,13 +404,11 @@ async def conversation_with_messages(
     """`conversation(id)` and (if asked) a page of its `messages`, as the loader and
     `db.messages.list_messages` read them."""
     key = ("conversation", conversation, messages, window and _shape(None, None, window))
-    stmt = STATEMENTS.get(key)
-    if stmt is None:
-        stmt = STATEMENTS[key] = _conversation_statement(conversation, messages, window)
+    kept = _kept(key, lambda: _conversation_statement(conversation, messages, window))
     values: dict[str, Any] = {"user_id": user_id, "conversation_id": conversation_id}
     if window is not None:
         values.update(window_values(window))
-    rows = await _rows(session, stmt, values)
+    rows = await _rows(session, kept, values)
     width = 1 + row_width(conversation)
     if not rows or rows[0][0] is None:
         return ConversationWithMessages(None, None)
