@@ -75,15 +75,13 @@ class TimedQueuePool(AsyncAdaptedQueuePool):
         super()._do_return_conn(record)
 
     def _do_get(self) -> ConnectionPoolEntry:
-        now = time.monotonic()
-        if now >= self._next_trim:
-            self._next_trim = now + self._idle_seconds / 2
-            self._close_idle(now)
+        if time.monotonic() >= self._next_trim:
+            self.close_idle()
         return super()._do_get()
 
     def close_idle(self) -> None:
-        """What a checkout does every `idle_seconds / 2`, for a pool nobody uses (in a
-        greenlet: `close_idle_connections`)."""
+        """What a checkout does every `idle_seconds / 2`, and `close_idle_connections`
+        for a pool nobody uses (in a greenlet)."""
         now = time.monotonic()
         self._next_trim = now + self._idle_seconds / 2
         self._close_idle(now)
