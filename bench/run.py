@@ -186,6 +186,8 @@ async def start_taskchat(name: str, database_url: str, core: str, extra: dict[st
         stdout=output,
         stderr=output,
     )
+    if logs:
+        output.close()  # the server has its own copy
     server = Server(name, process, f"http://127.0.0.1:{port}")
     await wait_ready(server, "/health")
     return server
@@ -817,6 +819,7 @@ class Bench:
             reader.cancel()
         await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
         delivered = deliveries["USER"] + deliveries["ASSISTANT"]
+        undelivered = max(0, 2 * sent["ok"] - delivered)
         for failure in failures:
             log(f"S5: a turn failed: {failure}")
         latencies.sort()
@@ -828,11 +831,11 @@ class Bench:
         figures.server_cpu_us = (cpu_after - cpu_before) / CLK_TCK * 1e6 / max(1, delivered)
         figures.pg_cpu_us = pg_delta(pg_before, pg_after) / CLK_TCK * 1e6 / max(1, delivered)
         figures.peak_rss_mb = a.rss_mb("VmHWM")
-        figures.errors = sent["failed"] + max(0, 2 * sent["ok"] - delivered)
+        figures.errors = sent["failed"] + undelivered
         figures.extra = {
             "subscribers": float(subscribers),
             "turns_failed": float(sent["failed"]),
-            "undelivered": float(max(0, 2 * sent["ok"] - delivered)),
+            "undelivered": float(undelivered),
             "stored_messages_per_s": 2 * sent["ok"] / duration,
             "rss_idle_mb": rss_idle,
             "rss_subscribed_mb": rss_subscribed,
