@@ -884,23 +884,42 @@ class Bench:
         server.stop()
 
     async def profile(self) -> None:
-        """py-spy on the taskchat server during S1: a flame graph and a text summary."""
+        """py-spy on the taskchat server during S1 and S3: a flame graph and a text summary
+        of each (the scenario's load, for the bench's seconds)."""
+        s1 = [Request(self.tokens.bearer(1, i), body(S1_QUERY)) for i in range(100)]
+        await self.profile_one("s1", s1, 32, per_thread=False)
+        if "S3" in set(self.args.only.split(",")):
+            pairs = await self.users_conversations(range(3, 53), 1)
+            s3 = [
+                Request(
+                    self.tokens.bearer(n),
+                    body(S3_MUTATION, {"c": global_id("Conversation", c), "t": "list my tasks"}),
+                )
+                for n, c in pairs
+            ]
+            await self.profile_one("s3", s3, len(s3), per_thread=True)
+
+    async def profile_one(
+        self, name: str, requests: list[Request], connections: int, per_thread: bool
+    ) -> None:
         out = Path(self.args.profile_dir)
         out.mkdir(parents=True, exist_ok=True)
         spy = str(Path(sys.executable).parent / "py-spy")
-        requests = [Request(self.tokens.bearer(1, i), body(S1_QUERY)) for i in range(100)]
         seconds = max(2, round(self.seconds))
-        for fmt, name in (("flamegraph", "s1-flamegraph.svg"), ("raw", "s1-stacks.txt")):
+        for fmt, suffix in (("flamegraph", "flamegraph.svg"), ("raw", "stacks.txt")):
             recorder = await asyncio.create_subprocess_exec(
                 spy, "record", "--pid", str(self.taskchat.pid), "--duration", str(seconds),
-                "--rate", "250", "--format", fmt, "--output", str(out / name), "--nonblocking",
+                "--rate", "250", "--format", fmt, "--output", str(out / f"{name}-{suffix}"),
+                "--nonblocking",
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
-            await run_wrk(self.taskchat, requests, seconds, 32)
+            await run_wrk(self.taskchat, requests, seconds, connections, per_thread)
             await recorder.wait()
-        summary = summarise_stacks((out / "s1-stacks.txt").read_text())
-        (out / "s1-summary.txt").write_text(summary)
-        self.notes.append(f"profile of S1: {out}/s1-flamegraph.svg, {out}/s1-summary.txt")
+        summary = summarise_stacks((out / f"{name}-stacks.txt").read_text())
+        (out / f"{name}-summary.txt").write_text(summary)
+        self.notes.append(
+            f"profile of {name.upper()}: {out}/{name}-flamegraph.svg, {out}/{name}-summary.txt"
+        )
         log(summary)
 
 
@@ -1286,7 +1305,9 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, help="per timed run (default 20; smoke 1)")
     parser.add_argument("--only", default="S1,S2,S3,S4,S5")
-    parser.add_argument("--profile", action="store_true", help="py-spy on the server during S1")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy on the server during S1 and S3"
+    )
     parser.add_argument("--profile-dir", default=str(BENCH / "profile"))
     parser.add_argument("--soak", type=float, default=0, help="seconds of S1 with RSS sampled")
     parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE")
