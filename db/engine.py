@@ -21,6 +21,7 @@ from sqlalchemy.util import queue as sqla_queue
 
 from core.database_url import DatabaseUrl, as_database_url
 from core.metrics import DB_POOL_CHECKOUT_SECONDS
+from db.driver import DIRECT
 
 #: execution option asking SQLite for `BEGIN IMMEDIATE` (take the write lock up front)
 SQLITE_WRITE = "taskchat_sqlite_write"
@@ -198,6 +199,8 @@ def _create_postgres_engine(
     engine = _postgres_engine(database, pooled, pre_ping, pool)
     if not pooled:
         event.listen(engine.sync_engine, "connect", _plan_every_execution)
+        # straight to PostgreSQL: asyncpg may run the hot statements itself (db/driver.py)
+        engine.update_execution_options(**{DIRECT: True})
     return engine
 
 

@@ -29,13 +29,14 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from db import conversations as conversation_queries
+from db import driver
 from db import messages as message_queries
 from db import tasks as task_queries
+from db.driver import Kept
 from db.models import Conversation, ConversationStatus, Message, Task, TaskStatus, is_listed
 from db.pagination import (
     ListSpec,
@@ -188,124 +189,25 @@ def _whole_page(
     return WholePage(items, total, has_next, has_previous)
 
 
-@dataclass(frozen=True, slots=True)
-class _DriverStatement:
-    """A statement compiled once for asyncpg itself: its SQL, its bind parameters in
-    position order with SQLAlchemy's bind processors, and the result processors of its
-    columns (enums, UTC datetimes) — what `Connection.execute` would apply each time."""
-
-    sql: str
-    binds: tuple[tuple[str, Callable[[Any], Any] | None], ...]
-    #: the values bound in the statement itself (a `limit(1)`, say)
-    fixed: dict[str, Any]
-    results: tuple[tuple[int, Callable[[Any], Any]], ...]
-
-
-def _driver_statement(stmt: Select[Any], dialect: Dialect) -> _DriverStatement | None:
-    compiled = stmt.compile(dialect=dialect)
-    if (
-        compiled.positiontup is None
-        or compiled.literal_execute_params
-        or compiled.post_compile_params
-    ):
-        return None
-    processors = compiled._bind_processors
-    binds: list[tuple[str, Callable[[Any], Any] | None]] = []
-    for name in compiled.positiontup:
-        processor = processors.get(name)
-        if processor is not None and not callable(processor):
-            return None  # a tuple's processors: not among ours
-        binds.append((name, processor))
-    results = tuple(
-        (index, processor)
-        for index, column in enumerate(stmt.selected_columns)
-        if (processor := column.type._cached_result_processor(dialect, None)) is not None
-    )
-    fixed = {
-        name: value
-        for name, value in compiled.construct_params(_check=False).items()
-        if not compiled.binds[name].required
-    }
-    return _DriverStatement(str(compiled), tuple(binds), fixed, results)
-
-
-@dataclass(slots=True)
-class _Kept:
-    """A statement built once for its shape, and its asyncpg form once it has run on
-    PostgreSQL (`None` there: no asyncpg form fits it)."""
-
-    select: Select[Any]
-    driver: _DriverStatement | None = None
-    driver_compiled: bool = False
-
-
 #: statements kept, by shape: a client picks the shape (which columns, which cursors),
 #: so the least recently used go rather than memory growing with every new one
 STATEMENTS_CACHED = 256
-STATEMENTS: LRUCache[Hashable, _Kept] = LRUCache(STATEMENTS_CACHED)
+STATEMENTS: LRUCache[Hashable, Kept] = LRUCache(STATEMENTS_CACHED)
 
 
-def _kept(key: Hashable, build: Callable[[], Select[Any]]) -> _Kept:
+def _kept(key: Hashable, build: Callable[[], Select[Any]]) -> Kept:
     kept = STATEMENTS.get(key)
     if kept is None:
-        kept = STATEMENTS[key] = _Kept(build())
+        kept = STATEMENTS[key] = Kept(build())
     return kept
 
 
-def _driver_may_run(connection: AsyncConnection) -> bool:
-    """A direct PostgreSQL connection in autocommit, and nobody observing statements
-    through SQLAlchemy's events (tracing, tests counting them): they see every one."""
-    sync = connection.sync_connection
-    if connection.dialect.name != "postgresql" or sync is None:
-        return False
-    dispatch = sync.dispatch
-    if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
-        return False
-    return sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
-
-
 async def _rows(
-    session: AsyncSession, kept: _Kept, values: dict[str, Any]
+    session: AsyncSession, kept: Kept, values: dict[str, Any]
 ) -> Sequence[Sequence[Any]]:
-    """Core rows on the session's connection: no ORM entities, no ORM execution. On a
-    direct PostgreSQL connection in autocommit (how a request reads there), asyncpg runs
-    the statement itself: SQLAlchemy's execution, per statement, costs more than the
-    statement. Behind a transaction pooler the usual path keeps its unique statement names;
-    with tracing on, its spans."""
-    connection = await session.connection()
-    if _driver_may_run(connection):
-        if not kept.driver_compiled:
-            kept.driver = _driver_statement(kept.select, connection.dialect)
-            kept.driver_compiled = True
-        if kept.driver is not None:
-            return await _driver_rows(connection, kept.driver, values)
-    rows: Sequence[Sequence[Any]] = (await connection.execute(kept.select, values)).all()
-    return rows
-
-
-async def _driver_rows(
-    connection: AsyncConnection, statement: _DriverStatement, values: dict[str, Any]
-) -> list[Sequence[Any]]:
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    given = {**statement.fixed, **values} if statement.fixed else values
-    arguments = [
-        given[name] if processor is None else processor(given[name])
-        for name, processor in statement.binds
-    ]
-    records: list[Sequence[Any]] = await driver.fetch(statement.sql, *arguments)
-    if not statement.results:
-        return records
-    rows: list[Sequence[Any]] = []
-    for record in records:
-        row = list(record)
-        for index, processor in statement.results:
-            value = row[index]
-            if value is not None:
-                row[index] = processor(value)
-        rows.append(row)
-    return rows
+    """Core rows on the session's connection: no ORM entities, no ORM execution; asyncpg
+    runs the statement itself where it may (db/driver.py)."""
+    return await driver.rows(session, kept, values)
 
 
 def _shape(ask: Hashable, variant: Hashable, window: Window) -> tuple[Hashable, ...]:

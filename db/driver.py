@@ -1,0 +1,249 @@
+"""Statements built once and run by asyncpg itself on a direct PostgreSQL connection.
+
+SQLAlchemy's execution of one statement (the compiled-cache lookup, the execution
+context, the cursor adapter, the result) costs 250 to 350 µs of CPU on the bench machine,
+more than the statement's round trip; asyncpg alone, under 100 µs (bench/RESULTS.md).
+A statement on a hot path (a list page, the writes of a turn) is built once (`Kept`),
+compiled once per dialect, and run:
+- by asyncpg on a direct PostgreSQL connection (engines marked `DIRECT`) when nobody
+  observes statements through SQLAlchemy's events (tracing, tests counting them), in the
+  session's transaction (begun with the driver's own BEGIN, as SQLAlchemy would begin it)
+  or in autocommit;
+- through SQLAlchemy Core otherwise: SQLite, behind a transaction pooler (its unique
+  statement names), traced.
+Both give the same rows (tuples in the statement's column order, values through the
+columns' types) and the same errors (SQLAlchemy's `IntegrityError`, `DBAPIError`, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import exc
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql import Executable
+
+#: engine execution option: connections go straight to PostgreSQL (no transaction
+#: pooler in between), so asyncpg may run statements itself (db/engine.py sets it)
+DIRECT = "taskchat_direct"
+
+_Model = TypeVar("_Model")
+
+
+@dataclass(frozen=True, slots=True)
+class _DriverStatement:
+    """A statement as asyncpg runs it: its SQL, each `$n`'s bind name and processor,
+    the values the statement binds itself (a `limit(1)`), the result processors."""
+
+    sql: str
+    binds: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    fixed: dict[str, Any]
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+
+@dataclass(slots=True)
+class Kept:
+    """A statement built once, and its asyncpg form once it has run on PostgreSQL
+    (`None` there: no asyncpg form fits it, it always goes through SQLAlchemy)."""
+
+    statement: Executable
+    driver: _DriverStatement | None = None
+    driver_compiled: bool = False
+
+    def __post_init__(self) -> None:
+        # a statement that cannot compile fails where it is built, not on first use
+        self.statement.compile()  # type: ignore[attr-defined]
+
+
+def _driver_statement(stmt: Executable, dialect: Dialect) -> _DriverStatement | None:
+    compiled = stmt.compile(dialect=dialect)  # type: ignore[attr-defined]
+    if (
+        compiled.positiontup is None
+        or compiled.literal_execute_params
+        or compiled.post_compile_params
+    ):
+        return None
+    processors = compiled._bind_processors
+    binds: list[tuple[str, Callable[[Any], Any] | None]] = []
+    for name in compiled.positiontup:
+        processor = processors.get(name)
+        if processor is not None and not callable(processor):
+            return None  # a tuple's processors: not among ours
+        binds.append((name, processor))
+    columns = getattr(stmt, "exported_columns", ())
+    results = tuple(
+        (index, processor)
+        for index, column in enumerate(columns)
+        if (processor := column.type._cached_result_processor(dialect, None)) is not None
+    )
+    fixed = {
+        name: value
+        for name, value in compiled.construct_params(_check=False).items()
+        if not compiled.binds[name].required
+    }
+    return _DriverStatement(str(compiled), tuple(binds), fixed, results)
+
+
+def may_run(connection: AsyncConnection) -> bool:
+    """PostgreSQL without a pooler in between, and nobody observing statements through
+    SQLAlchemy's events: they would miss the ones asyncpg runs."""
+    sync = connection.sync_connection
+    if connection.dialect.name != "postgresql" or sync is None:
+        return False
+    dispatch = sync.dispatch
+    if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+        return False
+    return bool(sync.get_execution_options().get(DIRECT, False))
+
+
+def _driver_form(kept: Kept, connection: AsyncConnection) -> _DriverStatement | None:
+    if not may_run(connection):
+        return None
+    if not kept.driver_compiled:
+        kept.driver = _driver_statement(kept.statement, connection.dialect)
+        kept.driver_compiled = True
+    return kept.driver
+
+
+def _arguments(statement: _DriverStatement, values: dict[str, Any]) -> list[Any]:
+    given = {**statement.fixed, **values} if statement.fixed else values
+    return [
+        given[name] if processor is None else processor(given[name])
+        for name, processor in statement.binds
+    ]
+
+
+def _processed(statement: _DriverStatement, records: list[Any]) -> list[Sequence[Any]]:
+    if not statement.results:
+        return records
+    rows: list[Sequence[Any]] = []
+    for record in records:
+        row = list(record)
+        for index, processor in statement.results:
+            value = row[index]
+            if value is not None:
+                row[index] = processor(value)
+        rows.append(row)
+    return rows
+
+
+async def _on_driver(
+    connection: AsyncConnection,
+    statement: _DriverStatement,
+    arguments: list[Any] | list[list[Any]],
+    many: bool,
+) -> list[Any]:
+    """The statement on the connection's asyncpg connection, in the transaction
+    SQLAlchemy began (its BEGIN sent now if it was not yet, as SQLAlchemy's adapter
+    would before its first statement). asyncpg's errors become SQLAlchemy's."""
+    raw = await connection.get_raw_connection()
+    adapter: Any = raw.dbapi_connection
+    driver = raw.driver_connection
+    assert adapter is not None
+    assert driver is not None
+    async with adapter._execute_mutex:
+        try:
+            if adapter._transaction is None:
+                await adapter._start_transaction()
+            if many:
+                await driver.executemany(statement.sql, arguments)
+                return []
+            records: list[Any] = await driver.fetch(statement.sql, *arguments)
+            return records
+        except Exception as error:
+            raise await _translated(connection, adapter, statement.sql, error) from None
+
+
+async def _translated(
+    connection: AsyncConnection, adapter: Any, sql: str, error: Exception
+) -> Exception:
+    """The error as SQLAlchemy's usual path raises it; a dropped connection is
+    invalidated (the pool replaces it)."""
+    dialect = connection.dialect
+    dbapi_error: Exception = error
+    if not isinstance(error, dialect.loaded_dbapi.Error):
+        try:
+            adapter._handle_exception(error)
+        except Exception as translated:
+            dbapi_error = translated
+    if not isinstance(dbapi_error, dialect.loaded_dbapi.Error):
+        return error
+    disconnected = dialect.is_disconnect(dbapi_error, adapter, None)
+    if disconnected:
+        await connection.invalidate(dbapi_error)
+    wrapped = exc.DBAPIError.instance(
+        sql,
+        None,
+        dbapi_error,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=disconnected,
+        dialect=dialect,
+    )
+    wrapped.__cause__ = error
+    return wrapped
+
+
+async def rows_on(
+    connection: AsyncConnection, kept: Kept, values: dict[str, Any]
+) -> Sequence[Sequence[Any]]:
+    statement = _driver_form(kept, connection)
+    if statement is not None:
+        records = await _on_driver(connection, statement, _arguments(statement, values), False)
+        return _processed(statement, records)
+    result = await connection.execute(kept.statement, values)
+    return result.all() if result.returns_rows else []
+
+
+async def rows(
+    session: AsyncSession, kept: Kept, values: dict[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """The statement's rows, in the session's transaction (Core rows: no ORM)."""
+    return await rows_on(await session.connection(), kept, values)
+
+
+async def first(session: AsyncSession, kept: Kept, values: dict[str, Any]) -> Sequence[Any] | None:
+    found = await rows(session, kept, values)
+    return found[0] if found else None
+
+
+async def scalar(session: AsyncSession, kept: Kept, values: dict[str, Any]) -> Any:
+    row = await first(session, kept, values)
+    return None if row is None else row[0]
+
+
+async def execute(session: AsyncSession, kept: Kept, values: dict[str, Any]) -> None:
+    await rows(session, kept, values)
+
+
+async def execute_many(session: AsyncSession, kept: Kept, many: Sequence[dict[str, Any]]) -> None:
+    """One statement for every set of values (asyncpg pipelines them: one round trip)."""
+    if not many:
+        return
+    connection = await session.connection()
+    statement = _driver_form(kept, connection)
+    if statement is not None:
+        await _on_driver(connection, statement, [_arguments(statement, v) for v in many], True)
+        return
+    await connection.execute(kept.statement, list(many))
+
+
+def loader(model: type[_Model]) -> tuple[tuple[Any, ...], Callable[[Sequence[Any]], _Model]]:
+    """The columns of `model`'s table, and a function making a row of them (in that
+    order) an instance of `model`: transient (no session holds it), every column
+    attribute set, as the ORM would have loaded it, for the cost of a dict update."""
+    mapper = sa_inspect(model)
+    columns = tuple(mapper.local_table.columns)
+    keys = tuple(mapper.get_property_by_column(column).key for column in columns)
+    new_instance = mapper.class_manager.new_instance
+
+    def load(row: Sequence[Any]) -> _Model:
+        instance: _Model = new_instance()
+        instance.__dict__.update(zip(keys, row, strict=True))
+        return instance
+
+    return columns, load
