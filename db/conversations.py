@@ -6,10 +6,21 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, String, bindparam, exists, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    exists,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
+from db import driver
 from db.models import Conversation, ConversationStatus, Message, User, is_listed
 from db.pagination import ListSpec, Page, Window, fetch_page
 from db.types import utcnow
@@ -172,31 +183,47 @@ async def next_message_seq(
     return None if seq is None else int(seq)
 
 
+_CONVERSATION_COLUMNS, _conversation = driver.loader(Conversation)
+
+#: built once: a turn makes two changes, each one of these and `_NEXT_CHANGE_POSITION`
+_CHANGE_CONVERSATION = driver.Kept(
+    update(Conversation)
+    .where(
+        Conversation.id == bindparam("b_conversation_id"),
+        Conversation.user_id == bindparam("b_user_id"),
+        Conversation.deleted_at.is_(None),
+    )
+    .values(
+        change_seq=bindparam("b_position"),
+        updated_at=bindparam("b_now"),
+        last_seq=Conversation.last_seq + bindparam("b_new_messages", type_=Integer),
+    )
+    .returning(*_CONVERSATION_COLUMNS)
+)
+
+
 async def change_conversation(
     session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID, *, new_messages: int = 0
 ) -> Conversation | None:
     """A change of a live conversation of the user's, in one UPDATE of each row: the
     user's next change position (as `record_change`, the user's row first), a new
     `updated_at`, and `new_messages` message positions claimed (the last of them is the
-    returned row's `last_seq`). The conversation as it is now; `None` if it is gone or
-    not the user's (re-checked after any lock wait), and nothing is changed then but the
-    user's position, which the caller's rollback takes back."""
+    returned row's `last_seq`). The conversation as it is now (a row no session holds);
+    `None` if it is gone or not the user's (re-checked after any lock wait), and nothing
+    is changed then but the user's position, which the caller's rollback takes back."""
     position = await _next_change_position(session, user_id)
-    return await session.scalar(
-        update(Conversation)
-        .where(
-            Conversation.id == conversation_id,
-            Conversation.user_id == user_id,
-            Conversation.deleted_at.is_(None),
-        )
-        .values(
-            change_seq=position,
-            updated_at=utcnow(),
-            last_seq=Conversation.last_seq + new_messages,
-        )
-        .returning(Conversation)
-        .execution_options(synchronize_session=False, populate_existing=True)
+    row = await driver.first(
+        session,
+        _CHANGE_CONVERSATION,
+        {
+            "b_conversation_id": conversation_id,
+            "b_user_id": user_id,
+            "b_position": position,
+            "b_now": utcnow(),
+            "b_new_messages": new_messages,
+        },
     )
+    return None if row is None else _conversation(row)
 
 
 async def soft_delete_conversation(session: AsyncSession, conversation: Conversation) -> None:
@@ -226,16 +253,16 @@ async def record_change(
     return position
 
 
+_NEXT_CHANGE_POSITION = driver.Kept(
+    update(User)
+    .where(User.id == bindparam("b_user_id"))
+    .values(last_change_seq=User.last_change_seq + 1)
+    .returning(User.last_change_seq)
+)
+
+
 async def _next_change_position(session: AsyncSession, user_id: uuid.UUID) -> int:
-    return int(
-        await session.scalar(
-            update(User)
-            .where(User.id == user_id)
-            .values(last_change_seq=User.last_change_seq + 1)
-            .returning(User.last_change_seq)
-        )
-        or 0
-    )
+    return int(await driver.scalar(session, _NEXT_CHANGE_POSITION, {"b_user_id": user_id}) or 0)
 
 
 async def current_change_seq(session: AsyncSession, user_id: uuid.UUID) -> int:
