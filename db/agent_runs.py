@@ -8,29 +8,37 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db import driver
 from db.models import AgentRun, RunStatus
 from db.types import utcnow
+
+_RUNS = driver.Loader(AgentRun)
+
+_RUNS_SINCE = driver.Kept(
+    select(func.count(), func.min(AgentRun.created_at)).where(
+        AgentRun.user_id == bindparam("b_user_id"), AgentRun.created_at > bindparam("b_since")
+    )
+)
 
 
 async def runs_since(
     session: AsyncSession, user_id: uuid.UUID, since: datetime
 ) -> tuple[int, datetime | None]:
     """How many runs the user started since `since`, and when the oldest of them was."""
-    count, oldest = (
-        await session.execute(
-            select(func.count(), func.min(AgentRun.created_at)).where(
-                AgentRun.user_id == user_id, AgentRun.created_at > since
-            )
-        )
-    ).one()
+    row = await driver.first(session, _RUNS_SINCE, {"b_user_id": user_id, "b_since": since})
+    assert row is not None  # an aggregate always has its row
+    count, oldest = row
     if isinstance(oldest, str):  # SQLite returns min() of a datetime column as text
         oldest = datetime.fromisoformat(oldest)
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=since.tzinfo)
     return int(count), oldest
+
+
+_START_RUN = _RUNS.insert()
 
 
 async def start_run(
@@ -41,17 +49,50 @@ async def start_run(
     user_message_id: uuid.UUID,
     run_id: uuid.UUID | None = None,
 ) -> AgentRun:
+    """The run, RUNNING from now (one INSERT; a row no session holds)."""
     run = AgentRun(
         id=run_id or uuid.uuid4(),
         user_id=user_id,
         conversation_id=conversation_id,
         user_message_id=user_message_id,
         status=RunStatus.RUNNING,
+        error_code=None,
         created_at=utcnow(),
+        finished_at=None,
+        reply_id=None,
+        model=None,
+        prompt_tokens=None,
+        completion_tokens=None,
+        usage_estimated=False,
+        latency_ms=None,
     )
-    session.add(run)
-    await session.flush()
+    await driver.execute(session, _START_RUN, _RUNS.values_of(run))
     return run
+
+
+def _unless_given(column: Any) -> Any:
+    """The column's new value: its bind's, or the value it has when the bind is NULL."""
+    return func.coalesce(bindparam(f"b_{column.key}", type_=column.type), column)
+
+
+_FINISH_RUN = driver.Kept(
+    update(AgentRun)
+    .where(AgentRun.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status", type_=AgentRun.status.type),
+        error_code=bindparam("b_error_code", type_=AgentRun.error_code.type),
+        finished_at=bindparam("b_finished_at", type_=AgentRun.finished_at.type),
+        reply_id=_unless_given(AgentRun.reply_id),
+        latency_ms=_unless_given(AgentRun.latency_ms),
+        model=_unless_given(AgentRun.model),
+        prompt_tokens=_unless_given(AgentRun.prompt_tokens),
+        completion_tokens=_unless_given(AgentRun.completion_tokens),
+        usage_estimated=_unless_given(AgentRun.usage_estimated),
+    )
+)
+
+#: what `spent` may set
+_SPENT = ("model", "prompt_tokens", "completion_tokens", "usage_estimated")
 
 
 async def finish_run(
@@ -64,24 +105,24 @@ async def finish_run(
     latency_ms: int | None = None,
     spent: dict[str, Any] | None = None,
 ) -> None:
-    """Marks the run (one UPDATE); `spent` sets its usage columns (model, prompt_tokens,
-    completion_tokens, usage_estimated)."""
+    """Marks the run (one UPDATE, the same statement every time); `spent` sets its usage
+    columns (model, prompt_tokens, completion_tokens, usage_estimated). A column given
+    no value (None) keeps the one it has."""
+    spent = spent or {}
+    unknown = set(spent) - set(_SPENT)
+    if unknown:
+        raise ValueError(f"not usage columns: {sorted(unknown)}")
     values: dict[str, Any] = {
-        "status": status,
-        "error_code": error_code,
-        "finished_at": utcnow(),
-        **(spent or {}),
+        "b_id": run_id,
+        "b_status": status,
+        "b_error_code": error_code,
+        "b_finished_at": utcnow(),
+        "b_reply_id": reply_id,
+        "b_latency_ms": latency_ms,
     }
-    if reply_id is not None:
-        values["reply_id"] = reply_id
-    if latency_ms is not None:
-        values["latency_ms"] = latency_ms
-    await session.execute(
-        update(AgentRun)
-        .where(AgentRun.id == run_id)
-        .values(values)
-        .execution_options(synchronize_session=False)
-    )
+    for key in _SPENT:
+        values[f"b_{key}"] = spent.get(key)
+    await driver.execute(session, _FINISH_RUN, values)
 
 
 @dataclass(frozen=True, slots=True)

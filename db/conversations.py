@@ -183,7 +183,7 @@ async def next_message_seq(
     return None if seq is None else int(seq)
 
 
-_CONVERSATION_COLUMNS, _conversation = driver.loader(Conversation)
+_CONVERSATIONS = driver.Loader(Conversation)
 
 #: built once: a turn makes two changes, each one of these and `_NEXT_CHANGE_POSITION`
 _CHANGE_CONVERSATION = driver.Kept(
@@ -198,7 +198,7 @@ _CHANGE_CONVERSATION = driver.Kept(
         updated_at=bindparam("b_now"),
         last_seq=Conversation.last_seq + bindparam("b_new_messages", type_=Integer),
     )
-    .returning(*_CONVERSATION_COLUMNS)
+    .returning(*_CONVERSATIONS.columns)
 )
 
 
@@ -208,7 +208,7 @@ async def change_conversation(
     """A change of a live conversation of the user's, in one UPDATE of each row: the
     user's next change position (as `record_change`, the user's row first), a new
     `updated_at`, and `new_messages` message positions claimed (the last of them is the
-    returned row's `last_seq`). The conversation as it is now (a row no session holds);
+    returned row's `last_seq`). The conversation as it is now (the session's copy too);
     `None` if it is gone or not the user's (re-checked after any lock wait), and nothing
     is changed then but the user's position, which the caller's rollback takes back."""
     position = await _next_change_position(session, user_id)
@@ -223,7 +223,7 @@ async def change_conversation(
             "b_new_messages": new_messages,
         },
     )
-    return None if row is None else _conversation(row)
+    return None if row is None else _CONVERSATIONS.refreshed(session, row)
 
 
 async def soft_delete_conversation(session: AsyncSession, conversation: Conversation) -> None:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import exc
+from sqlalchemy import bindparam, exc, insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import Executable
 
 #: engine execution option: connections go straight to PostgreSQL (no transaction
@@ -232,18 +233,53 @@ async def execute_many(session: AsyncSession, kept: Kept, many: Sequence[dict[st
     await connection.execute(kept.statement, list(many))
 
 
-def loader(model: type[_Model]) -> tuple[tuple[Any, ...], Callable[[Sequence[Any]], _Model]]:
-    """The columns of `model`'s table, and a function making a row of them (in that
-    order) an instance of `model`: transient (no session holds it), every column
-    attribute set, as the ORM would have loaded it, for the cost of a dict update."""
-    mapper = sa_inspect(model)
-    columns = tuple(mapper.local_table.columns)
-    keys = tuple(mapper.get_property_by_column(column).key for column in columns)
-    new_instance = mapper.class_manager.new_instance
+class Loader(Generic[_Model]):
+    """The columns of a model's table, and rows of them (in that order) made instances of
+    the model, as the ORM would have loaded them, for the cost of a dict update."""
 
-    def load(row: Sequence[Any]) -> _Model:
-        instance: _Model = new_instance()
-        instance.__dict__.update(zip(keys, row, strict=True))
+    __slots__ = ("_identity", "_new", "_primary", "columns", "keys")
+
+    def __init__(self, model: type[_Model]) -> None:
+        mapper = sa_inspect(model)
+        self.columns: tuple[Any, ...] = tuple(mapper.local_table.columns)
+        self.keys: tuple[str, ...] = tuple(
+            mapper.get_property_by_column(column).key for column in self.columns
+        )
+        self._new = mapper.class_manager.new_instance
+        self._identity = mapper.identity_key_from_primary_key
+        self._primary = tuple(self.columns.index(column) for column in mapper.primary_key)
+
+    def insert(self) -> Kept:
+        """An INSERT of one row, every column bound (`b_<column>`): see `values_of`."""
+        table = self.columns[0].table
+        return Kept(
+            insert(table).values(
+                {column: bindparam(f"b_{column.key}", type_=column.type) for column in self.columns}
+            )
+        )
+
+    def values_of(self, instance: _Model) -> dict[str, Any]:
+        """What `insert` binds for `instance`, which has every column attribute set (the
+        columns' defaults are not applied here: an unset attribute is NULL)."""
+        return {
+            f"b_{column.key}": getattr(instance, key)
+            for column, key in zip(self.columns, self.keys, strict=True)
+        }
+
+    def __call__(self, row: Sequence[Any]) -> _Model:
+        """A transient instance (no session holds it) with every column attribute set."""
+        instance: _Model = self._new()
+        instance.__dict__.update(zip(self.keys, row, strict=True))
         return instance
 
-    return columns, load
+    def refreshed(self, session: AsyncSession, row: Sequence[Any]) -> _Model:
+        """As a call, except that an instance the session already holds for the row is
+        brought up to date and returned instead (what `populate_existing` does): a row
+        changed through the driver leaves no stale copy in the session."""
+        key = self._identity([row[index] for index in self._primary])
+        held: _Model | None = session.sync_session.identity_map.get(key)
+        if held is None:
+            return self(row)
+        for attribute, value in zip(self.keys, row, strict=True):
+            set_committed_value(held, attribute, value)
+        return held

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, defer
 
 from core.errors import NotFound
+from db import driver
 from db.conversations import next_message_seq
 from db.models import Message, MessageRole, MessageStatus, is_listed
 from db.pagination import ListSpec, Page, Window, fetch_page
@@ -143,35 +144,47 @@ async def active_replies(
     return {message.conversation_id: message for message in rows}
 
 
+_MESSAGES = driver.Loader(Message)
+
+_FAIL_STREAMING = driver.Kept(
+    update(Message)
+    .where(
+        Message.conversation_id == bindparam("b_conversation_id"),
+        Message.status == MessageStatus.STREAMING,
+    )
+    .values(status=MessageStatus.FAILED)
+)
+
+
 async def fail_streaming_replies(session: AsyncSession, conversation_id: uuid.UUID) -> None:
     """Ends FAILED the conversation's replies still STREAMING (one statement)."""
-    await session.execute(
-        update(Message)
-        .where(
-            Message.conversation_id == conversation_id,
-            Message.status == MessageStatus.STREAMING,
-        )
-        .values(status=MessageStatus.FAILED)
-        .execution_options(synchronize_session=False)
+    await driver.execute(session, _FAIL_STREAMING, {"b_conversation_id": conversation_id})
+
+
+_RECENT_HISTORY = driver.Kept(
+    select(*_MESSAGES.columns)
+    .where(
+        Message.conversation_id == bindparam("b_conversation_id"),
+        Message.deleted_at.is_(None),
+        Message.seq <= bindparam("b_up_to_seq"),
+        _listed(),
     )
+    .order_by(Message.seq.desc())
+    .limit(bindparam("b_limit"))
+)
 
 
 async def recent_history(
     session: AsyncSession, conversation_id: uuid.UUID, limit: int, up_to_seq: int
 ) -> list[Message]:
-    """The newest `limit` live messages up to and including `up_to_seq`, oldest first."""
-    rows = await session.scalars(
-        select(Message)
-        .where(
-            Message.conversation_id == conversation_id,
-            Message.deleted_at.is_(None),
-            Message.seq <= up_to_seq,
-            _listed(),
-        )
-        .order_by(Message.seq.desc())
-        .limit(limit)
+    """The newest `limit` live messages up to and including `up_to_seq`, oldest first
+    (rows no session holds: the turn reads them, never changes them)."""
+    rows = await driver.rows(
+        session,
+        _RECENT_HISTORY,
+        {"b_conversation_id": conversation_id, "b_up_to_seq": up_to_seq, "b_limit": limit},
     )
-    return list(reversed(rows.all()))
+    return [_MESSAGES(row) for row in reversed(rows)]
 
 
 async def find_by_client_message_id(
@@ -243,10 +256,17 @@ def new_message(
     )
 
 
+_STORE = _MESSAGES.insert()
+
+
 async def store_messages(session: AsyncSession, *messages: Message) -> None:
-    """One INSERT for all of them."""
-    session.add_all(messages)
-    await session.flush()
+    """One statement for all of them (made by `new_message`: every column set). They
+    stay rows no session holds: what changes them later is a statement too."""
+    await driver.execute_many(
+        session,
+        _STORE,
+        [_MESSAGES.values_of(message) for message in messages],
+    )
 
 
 async def add_message(
@@ -281,6 +301,19 @@ async def add_message(
     return message
 
 
+_FINISH_REPLY = driver.Kept(
+    update(Message)
+    .where(Message.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status", type_=Message.status.type),
+        content=bindparam("b_content", type_=Message.content.type),
+        tool_calls=bindparam("b_tool_calls", type_=Message.tool_calls.type),
+        meta=bindparam("b_meta", type_=Message.meta.type),
+    )
+    .returning(*_MESSAGES.columns)
+)
+
+
 async def finish_reply(
     session: AsyncSession,
     reply: Message,
@@ -290,14 +323,23 @@ async def finish_reply(
     tool_calls: list[dict[str, Any]],
     meta: dict[str, Any],
 ) -> Message:
-    """A STREAMING reply's end: `reply` is its row as this session holds it (loaded or
-    stored by it, not expired: its metadata is kept and extended). One UPDATE."""
-    reply.status = status
-    reply.content = content
-    reply.tool_calls = tool_calls
-    reply.meta = {**(reply.meta or {}), **meta}
-    await session.flush()
-    return reply
+    """A STREAMING reply's end: `reply` is its row as stored or read in this transaction
+    (its metadata is kept and extended). One UPDATE; the reply as it is now (the
+    session's copy too, if it holds one)."""
+    row = await driver.first(
+        session,
+        _FINISH_REPLY,
+        {
+            "b_id": reply.id,
+            "b_status": status,
+            "b_content": content,
+            "b_tool_calls": tool_calls,
+            "b_meta": {**(reply.meta or {}), **meta},
+        },
+    )
+    if row is None:
+        raise NotFound("message")
+    return _MESSAGES.refreshed(session, row)
 
 
 async def finish_reply_by_id(

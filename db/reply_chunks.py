@@ -6,10 +6,15 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db import driver
 from db.models import ReplyChunk
+
+_CHUNKS = driver.Loader(ReplyChunk)
+_ADD_CHUNK = _CHUNKS.insert()
+_CHUNK_KEYS = ("sequence", "text_offset", "text", "tool_call")
 
 
 async def add_chunks(
@@ -17,10 +22,14 @@ async def add_chunks(
 ) -> None:
     """One statement for a batch: `chunks` are dicts of sequence, text_offset, text and
     tool_call."""
-    if chunks:
-        await session.execute(
-            insert(ReplyChunk), [{"message_id": message_id, **chunk} for chunk in chunks]
-        )
+    await driver.execute_many(
+        session,
+        _ADD_CHUNK,
+        [
+            {"b_message_id": message_id, **{f"b_{key}": chunk[key] for key in _CHUNK_KEYS}}
+            for chunk in chunks
+        ],
+    )
 
 
 async def notify(session: AsyncSession, channel: str, payload: str) -> None:

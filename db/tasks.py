@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from core.errors import NotFound
+from db import driver
 from db.models import Task, TaskStatus
 from db.pagination import ListSpec, Page, Window, fetch_page
 from db.types import utcnow
@@ -62,12 +63,26 @@ async def count_tasks(session: AsyncSession, user_id: uuid.UUID, status: TaskSta
     return int(count or 0)
 
 
+_TASKS = driver.Loader(Task)
+_ALL_TASKS = {
+    with_status: driver.Kept(
+        select(*_TASKS.columns)
+        .where(*listed_filters(with_status))
+        .order_by(Task.created_at, Task.id)
+        .limit(bindparam("limit"))
+    )
+    for with_status in (False, True)
+}
+
+
 async def all_tasks(
     session: AsyncSession, user_id: uuid.UUID, status: TaskStatus | None, limit: int
 ) -> list[Task]:
-    """Oldest first, as the assistant reads a list out."""
-    stmt = _listed_rows(status is not None).order_by(Task.created_at, Task.id).limit(limit)
-    return list(await session.scalars(stmt, list_params(user_id, status)))
+    """Oldest first, as the assistant reads a list out (rows no session holds)."""
+    rows = await driver.rows(
+        session, _ALL_TASKS[status is not None], {**list_params(user_id, status), "limit": limit}
+    )
+    return [_TASKS(row) for row in rows]
 
 
 async def get_task(session: AsyncSession, user_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db import driver
 from db.models import User
 from db.types import utcnow
 
@@ -37,8 +38,11 @@ async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> None:
     await session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
 
 
+_USER_EXISTS = driver.Kept(select(User.id).where(User.id == bindparam("b_id")))
+
+
 async def user_exists(session: AsyncSession, user_id: uuid.UUID) -> bool:
-    return await session.scalar(select(User.id).where(User.id == user_id)) is not None
+    return await driver.first(session, _USER_EXISTS, {"b_id": user_id}) is not None
 
 
 async def ensure_user(session: AsyncSession, user: User) -> bool:

@@ -5,8 +5,9 @@ statements through SQLAlchemy's events."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, event, exc, insert, select, update
@@ -25,7 +26,8 @@ _INSERT = driver.Kept(
         last_change_seq=bindparam("b_seq"),
     )
 )
-_COLUMNS, _user = driver.loader(User)
+_USERS = driver.Loader(User)
+_COLUMNS, _user = _USERS.columns, _USERS
 _BY_ID = driver.Kept(select(*_COLUMNS).where(User.id == bindparam("b_id")))
 _BUMP = driver.Kept(
     update(User)
@@ -163,3 +165,41 @@ async def test_behind_a_transaction_pooler_sqlalchemy_runs_them(
             await session.rollback()
     finally:
         await engine.dispose()
+
+
+async def test_a_row_changed_through_the_driver_leaves_no_stale_copy(
+    engine: AsyncEngine, backend: str
+) -> None:
+    factory = create_session_factory(engine)
+    user_id = uuid.uuid4()
+    async with factory() as session, write_transaction(session):
+        await driver.execute(session, _INSERT, _values(user_id))
+    async with factory() as session, write_transaction(session):
+        held = await session.get(User, user_id)
+        assert held is not None
+        assert held.last_change_seq == 7
+        await _on_driver(session, backend)
+        changed = _USERS.refreshed(session, await _bump_all(session, user_id))
+        # the instance the session holds is the one returned, up to date
+        assert changed is held
+        assert held.last_change_seq == 8
+        assert await session.get(User, user_id) is held
+    # a row the session does not hold comes back as a new instance no session holds
+    async with factory() as session, write_transaction(session):
+        fresh = _USERS.refreshed(session, await _bump_all(session, user_id))
+        assert fresh.last_change_seq == 9
+        assert fresh not in session
+
+
+_BUMP_ALL = driver.Kept(
+    update(User)
+    .where(User.id == bindparam("b_id"))
+    .values(last_change_seq=User.last_change_seq + 1)
+    .returning(*_USERS.columns)
+)
+
+
+async def _bump_all(session: AsyncSession, user_id: uuid.UUID) -> Sequence[Any]:
+    row = await driver.first(session, _BUMP_ALL, {"b_id": user_id})
+    assert row is not None
+    return row
