@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.errors import AgentTimeout
+from db import driver
 
 #: PostgreSQL's SQLSTATE for `lock_timeout` running out
 LOCK_NOT_AVAILABLE = "55P03"
@@ -39,7 +40,9 @@ def _lock_key(conversation_id: uuid.UUID) -> int:
     return int.from_bytes(conversation_id.bytes[:8], "big", signed=True)
 
 
-_HOLD = text("SELECT set_config('lock_timeout', :wait, true), pg_advisory_xact_lock(:key)")
+_HOLD = driver.Kept(
+    text("SELECT set_config('lock_timeout', :wait, true), pg_advisory_xact_lock(:key)")
+)
 _TRY_HOLD = text("SELECT pg_try_advisory_xact_lock(:key)")
 
 
@@ -53,8 +56,10 @@ class PostgresTurnLocks:
         async with self._engine.connect() as connection, connection.begin():
             try:
                 # one statement: the wait's limit for this transaction, then the lock
-                await connection.execute(
-                    _HOLD, {"wait": f"{self._wait_ms}ms", "key": _lock_key(conversation_id)}
+                await driver.rows_on(
+                    connection,
+                    _HOLD,
+                    {"wait": f"{self._wait_ms}ms", "key": _lock_key(conversation_id)},
                 )
             except DBAPIError as error:
                 if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
