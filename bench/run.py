@@ -277,6 +277,14 @@ def global_id(type_name: str, row_id: uuid.UUID | str) -> str:
     return base64.urlsafe_b64encode(f"{type_name}:{row_id}".encode()).decode().rstrip("=")
 
 
+def decode_global_id(node_id: str) -> str:
+    """The row id inside a global id (`global_id`'s inverse)."""
+    import base64
+
+    raw = base64.urlsafe_b64decode(node_id + "=" * (-len(node_id) % 4)).decode()
+    return raw.split(":", 1)[1]
+
+
 class Tokens:
     def __init__(self) -> None:
         from core.auth import create_token
@@ -713,6 +721,7 @@ class Bench:
         latencies: list[float] = []
         by_role: dict[str, list[float]] = {"USER": [], "ASSISTANT": []}
         deliveries = {"USER": 0, "ASSISTANT": 0}
+        replies_received: list[tuple[str, float]] = []
         rss_idle = a.rss_mb()
         ws_url = a.base.replace("http", "ws") + "/graphql"
         sockets: list[Any] = []
@@ -749,9 +758,16 @@ class Bench:
                 if message.get("type") == "next":
                     node = message["payload"]["data"]["messageAdded"]
                     created = instant(node["createdAt"]).timestamp()
-                    latencies.append(received - created)
                     by_role[node["role"]].append(received - created)
                     deliveries[node["role"]] += 1
+                    if node["role"] == "USER":
+                        # a question is announced by the commit that stores it
+                        latencies.append(received - created)
+                    else:
+                        # a reply is announced by the commit that finishes it: its run's
+                        # finished_at, read after the run (the subscription does not
+                        # select it)
+                        replies_received.append((node["id"], received))
                 elif message.get("type") == "error":
                     raise AssertionError(message)
 
@@ -790,6 +806,7 @@ class Bench:
         assert deliveries["USER"] >= 1 and deliveries["ASSISTANT"] >= 1, deliveries
         log("S5: a stored message reaches its subscriber")
         latencies.clear()
+        replies_received.clear()
         for role_latencies in by_role.values():
             role_latencies.clear()
         deliveries.update(USER=0, ASSISTANT=0)
@@ -820,6 +837,7 @@ class Bench:
         await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
         delivered = deliveries["USER"] + deliveries["ASSISTANT"]
         undelivered = max(0, 2 * sent["ok"] - delivered)
+        latencies += await self.reply_delivery(replies_received)
         for failure in failures:
             log(f"S5: a turn failed: {failure}")
         latencies.sort()
@@ -841,7 +859,7 @@ class Bench:
             "rss_subscribed_mb": rss_subscribed,
             "max_ms": (latencies[-1] * 1000) if latencies else float("nan"),
             # a question is stored at once; a reply's createdAt is when it began streaming,
-            # so its latency includes the turn on B
+            # so this latency includes the turn on B (delivery counts from the turn's end)
             "question_p99_ms": quantile(sorted(by_role["USER"]), 0.99) * 1000,
             "reply_p99_ms": quantile(sorted(by_role["ASSISTANT"]), 0.99) * 1000,
         }
@@ -849,6 +867,22 @@ class Bench:
         log(format_row(figures))
         a.stop()
         b.stop()
+
+    async def reply_delivery(self, received: list[tuple[str, float]]) -> list[float]:
+        """Each reply's delivery latency: from its turn's end (its run's `finished_at`,
+        set in the transaction whose commit announces the reply) to its receipt."""
+        if not received:
+            return []
+        ids = [uuid.UUID(decode_global_id(node_id)) for node_id, _ in received]
+        rows = await self.monitor.connection.fetch(
+            "SELECT reply_id, extract(epoch FROM finished_at)::float8 AS finished"
+            " FROM agent_runs WHERE reply_id = ANY($1::uuid[])",
+            ids,
+        )
+        finished = {row["reply_id"]: row["finished"] for row in rows}
+        missing = [i for i in ids if i not in finished]
+        assert not missing, f"replies without a finished run: {missing[:3]}"
+        return [at - finished[i] for i, (_, at) in zip(ids, received, strict=True)]
 
     async def soak(self, seconds: float) -> None:
         """S1 for `seconds` on a fresh taskchat, RSS sampled every 5 s: budget ≤ 150 MB
@@ -1189,12 +1223,13 @@ def write_results(
         lines += [
             "",
             f"S5: {extra['subscribers']:.0f} subscribers, {extra['stored_messages_per_s']:.0f} messages stored/s"
-            f" through instance B; the row's req/s is deliveries/s, latencies are stored → delivered"
-            f" (max {extra['max_ms']:.0f} ms), CPU per delivery; instance A's RSS idle"
-            f" {extra['rss_idle_mb']:.0f} MB, with the subscribers {extra['rss_subscribed_mb']:.0f} MB."
-            f" By kind: questions (stored at once) p99 {extra['question_p99_ms']:.0f} ms; replies"
-            f" p99 {extra['reply_p99_ms']:.0f} ms, counted from their createdAt, when they began"
-            f" streaming, so the turn on B is part of it.",
+            f" through instance B; the row's req/s is deliveries/s, its latencies are delivery:"
+            f" from the commit that announces a message (a question's createdAt; a reply's end, its"
+            f" run's finished_at) to its receipt (max {extra['max_ms']:.0f} ms), CPU per delivery;"
+            f" instance A's RSS idle {extra['rss_idle_mb']:.0f} MB, with the subscribers"
+            f" {extra['rss_subscribed_mb']:.0f} MB. From createdAt instead: questions p99"
+            f" {extra['question_p99_ms']:.0f} ms; replies p99 {extra['reply_p99_ms']:.0f} ms (a reply's"
+            f" createdAt is when it began streaming, so the whole turn on B is part of that figure).",
         ]  # fmt: skip
     soak = find(bench.results, "soak", "taskchat")
     if soak is not None:
