@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -185,45 +186,66 @@ async def next_message_seq(
 
 _CONVERSATIONS = driver.Loader(Conversation)
 
-#: built once: a turn makes two changes, each one of these and `_NEXT_CHANGE_POSITION`
-_CHANGE_CONVERSATION = driver.Kept(
-    update(Conversation)
-    .where(
-        Conversation.id == bindparam("b_conversation_id"),
-        Conversation.user_id == bindparam("b_user_id"),
-        Conversation.deleted_at.is_(None),
+
+def _change(position: Any) -> driver.Kept:
+    """The conversation's change: `position` is its new `change_seq`."""
+    return driver.Kept(
+        update(Conversation)
+        .where(
+            Conversation.id == bindparam("b_conversation_id"),
+            Conversation.user_id == bindparam("b_user_id"),
+            Conversation.deleted_at.is_(None),
+        )
+        .values(
+            change_seq=position,
+            updated_at=bindparam("b_now"),
+            last_seq=Conversation.last_seq + bindparam("b_new_messages", type_=Integer),
+        )
+        .returning(*_CONVERSATIONS.columns)
     )
-    .values(
-        change_seq=bindparam("b_position"),
-        updated_at=bindparam("b_now"),
-        last_seq=Conversation.last_seq + bindparam("b_new_messages", type_=Integer),
-    )
-    .returning(*_CONVERSATIONS.columns)
+
+
+#: built once (a turn makes two changes). SQLite: the user's next position (its own
+#: statement, `_NEXT_CHANGE_POSITION`) bound in
+_CHANGE_CONVERSATION = _change(bindparam("b_position", type_=Integer))
+#: PostgreSQL: both rows in one statement (one round trip). The users UPDATE runs first:
+#: the SET's subquery needs its row, so the user's row is locked before the
+#: conversation's is (one lock order, as everywhere), and it runs whether or not the
+#: conversation matches (as the statement of its own would)
+_NEXT_POSITION = (
+    update(User)
+    .where(User.id == bindparam("b_user_id"))
+    .values(last_change_seq=User.last_change_seq + 1)
+    .returning(User.last_change_seq)
+    .cte("next_position")
+)
+_CHANGE_CONVERSATION_AT_NEXT_POSITION = _change(
+    select(_NEXT_POSITION.c.last_change_seq).scalar_subquery()
 )
 
 
 async def change_conversation(
     session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID, *, new_messages: int = 0
 ) -> Conversation | None:
-    """A change of a live conversation of the user's, in one UPDATE of each row: the
-    user's next change position (as `record_change`, the user's row first), a new
-    `updated_at`, and `new_messages` message positions claimed (the last of them is the
-    returned row's `last_seq`). The conversation as it is now (the session's copy too);
-    `None` if it is gone or not the user's (re-checked after any lock wait), and nothing
-    is changed then but the user's position, which the caller's rollback takes back."""
-    position = await _next_change_position(session, user_id)
-    row = await driver.first(
-        session,
-        _CHANGE_CONVERSATION,
-        {
-            "b_conversation_id": conversation_id,
-            "b_user_id": user_id,
-            "b_position": position,
-            "b_now": utcnow(),
-            "b_new_messages": new_messages,
-        },
-    )
-    return None if row is None else _CONVERSATIONS.refreshed(session, row)
+    """A change of a live conversation of the user's: the user's next change position
+    (as `record_change`, the user's row first), a new `updated_at`, and `new_messages`
+    message positions claimed (the last of them is the returned row's `last_seq`). The
+    conversation as it is now (the session's copy too); `None` if it is gone or not the
+    user's (re-checked after any lock wait), and nothing is changed then but the user's
+    position, which the caller's rollback takes back."""
+    values: dict[str, Any] = {
+        "b_conversation_id": conversation_id,
+        "b_user_id": user_id,
+        "b_now": utcnow(),
+        "b_new_messages": new_messages,
+    }
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        found = await driver.rows_on(connection, _CHANGE_CONVERSATION_AT_NEXT_POSITION, values)
+    else:
+        values["b_position"] = await _next_change_position(session, user_id)
+        found = await driver.rows_on(connection, _CHANGE_CONVERSATION, values)
+    return _CONVERSATIONS.refreshed(session, found[0]) if found else None
 
 
 async def soft_delete_conversation(session: AsyncSession, conversation: Conversation) -> None:
