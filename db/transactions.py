@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.driver import DIRECT
 from db.engine import SQLITE_WRITE
 
 
@@ -18,6 +19,22 @@ async def write_transaction(session: AsyncSession) -> AsyncIterator[AsyncSession
     async with session.begin():
         await session.connection(execution_options={SQLITE_WRITE: True})
         yield session
+
+
+@asynccontextmanager
+async def read_transaction(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Reads whose statements need no common snapshot. On PostgreSQL without a pooler
+    in between they run in autocommit: one round trip a statement, no BEGIN or COMMIT
+    (each statement reads the newest snapshot). Behind a transaction pooler a statement
+    outside a transaction may be prepared on one server connection and run on another:
+    there, and on SQLite (where a read begins nothing anyway), a transaction."""
+    async with session.begin():
+        if session.get_bind().get_execution_options().get(DIRECT, False):
+            await session.connection(execution_options=_AUTOCOMMIT)
+        yield session
+
+
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
 class UnitOfWork:

@@ -14,6 +14,7 @@ from core.errors import NotFound
 from db import conversations as conversation_queries
 from db import messages as message_queries
 from db.models import Message
+from db.transactions import read_transaction
 from live.broker import Broker
 
 CATCH_UP_BATCH = 100
@@ -28,7 +29,7 @@ async def _read(
     meanwhile: a statement cut off mid-flight would break its pooled connection."""
 
     async def run() -> T:
-        async with session_factory() as session, session.begin():
+        async with session_factory() as session, read_transaction(session):
             return await query(session)
 
     return await asyncio.shield(asyncio.ensure_future(run()))
