@@ -370,15 +370,27 @@ async def soft_delete_message(session: AsyncSession, message_id: uuid.UUID) -> N
     )
 
 
+_MESSAGES_AFTER = driver.Kept(
+    select(*_MESSAGES.columns)
+    .where(
+        Message.user_id == bindparam("user_id"),
+        Message.deleted_at.is_(None),
+        _listed(),
+        Message.conversation_id == bindparam("conversation_id"),
+        Message.seq > bindparam("seq"),
+    )
+    .order_by(Message.seq)
+    .limit(bindparam("limit"))
+)
+
+
 async def messages_after(
     session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID, seq: int, limit: int
 ) -> list[Message]:
-    """Live messages stored after position `seq`, in order."""
-    rows = await session.scalars(
-        _live_rows()
-        .where(Message.conversation_id == conversation_id, Message.seq > seq)
-        .order_by(Message.seq)
-        .limit(limit),
-        {"user_id": user_id},
+    """Live messages stored after position `seq`, in order (rows no session holds)."""
+    rows = await driver.rows(
+        session,
+        _MESSAGES_AFTER,
+        {"user_id": user_id, "conversation_id": conversation_id, "seq": seq, "limit": limit},
     )
-    return list(rows)
+    return [_MESSAGES(row) for row in rows]
