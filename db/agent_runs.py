@@ -72,16 +72,16 @@ async def start_run(
 
 def _unless_given(column: Any) -> Any:
     """The column's new value: its bind's, or the value it has when the bind is NULL."""
-    return func.coalesce(bindparam(f"b_{column.key}", type_=column.type), column)
+    return func.coalesce(driver.bound(column), column)
 
 
 _FINISH_RUN = driver.Kept(
     update(AgentRun)
     .where(AgentRun.id == bindparam("b_id"))
     .values(
-        status=bindparam("b_status", type_=AgentRun.status.type),
-        error_code=bindparam("b_error_code", type_=AgentRun.error_code.type),
-        finished_at=bindparam("b_finished_at", type_=AgentRun.finished_at.type),
+        status=driver.bound(AgentRun.status),
+        error_code=driver.bound(AgentRun.error_code),
+        finished_at=driver.bound(AgentRun.finished_at),
         reply_id=_unless_given(AgentRun.reply_id),
         latency_ms=_unless_given(AgentRun.latency_ms),
         model=_unless_given(AgentRun.model),

@@ -233,6 +233,12 @@ async def execute_many(session: AsyncSession, kept: Kept, many: Sequence[dict[st
     await connection.execute(kept.statement, list(many))
 
 
+def bound(column: Any) -> Any:
+    """A bind parameter for `column`'s new value: named `b_<key>` (a bind named as its
+    column clashes with the column in an INSERT or UPDATE), typed as the column."""
+    return bindparam(f"b_{column.key}", type_=column.type)
+
+
 class Loader(Generic[_Model]):
     """The columns of a model's table, and rows of them (in that order) made instances of
     the model, as the ORM would have loaded them, for the cost of a dict update."""
@@ -252,11 +258,7 @@ class Loader(Generic[_Model]):
     def insert(self) -> Kept:
         """An INSERT of one row, every column bound (`b_<column>`): see `values_of`."""
         table = self.columns[0].table
-        return Kept(
-            insert(table).values(
-                {column: bindparam(f"b_{column.key}", type_=column.type) for column in self.columns}
-            )
-        )
+        return Kept(insert(table).values({column: bound(column) for column in self.columns}))
 
     def values_of(self, instance: _Model) -> dict[str, Any]:
         """What `insert` binds for `instance`, which has every column attribute set (the

@@ -305,10 +305,10 @@ _FINISH_REPLY = driver.Kept(
     update(Message)
     .where(Message.id == bindparam("b_id"))
     .values(
-        status=bindparam("b_status", type_=Message.status.type),
-        content=bindparam("b_content", type_=Message.content.type),
-        tool_calls=bindparam("b_tool_calls", type_=Message.tool_calls.type),
-        meta=bindparam("b_meta", type_=Message.meta.type),
+        status=driver.bound(Message.status),
+        content=driver.bound(Message.content),
+        tool_calls=driver.bound(Message.tool_calls),
+        meta=driver.bound(Message.meta),
     )
     .returning(*_MESSAGES.columns)
 )
