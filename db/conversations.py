@@ -205,6 +205,14 @@ def _change(position: Any) -> driver.Kept:
     )
 
 
+#: the user's next change position, taken (the user's row locked until the end)
+_TAKE_NEXT_POSITION = (
+    update(User)
+    .where(User.id == bindparam("b_user_id"))
+    .values(last_change_seq=User.last_change_seq + 1)
+    .returning(User.last_change_seq)
+)
+
 #: built once (a turn makes two changes). SQLite: the user's next position (its own
 #: statement, `_NEXT_CHANGE_POSITION`) bound in
 _CHANGE_CONVERSATION = _change(bindparam("b_position", type_=Integer))
@@ -212,13 +220,7 @@ _CHANGE_CONVERSATION = _change(bindparam("b_position", type_=Integer))
 #: the SET's subquery needs its row, so the user's row is locked before the
 #: conversation's is (one lock order, as everywhere), and it runs whether or not the
 #: conversation matches (as the statement of its own would)
-_NEXT_POSITION = (
-    update(User)
-    .where(User.id == bindparam("b_user_id"))
-    .values(last_change_seq=User.last_change_seq + 1)
-    .returning(User.last_change_seq)
-    .cte("next_position")
-)
+_NEXT_POSITION = _TAKE_NEXT_POSITION.cte("next_position")
 _CHANGE_CONVERSATION_AT_NEXT_POSITION = _change(
     select(_NEXT_POSITION.c.last_change_seq).scalar_subquery()
 )
@@ -275,12 +277,7 @@ async def record_change(
     return position
 
 
-_NEXT_CHANGE_POSITION = driver.Kept(
-    update(User)
-    .where(User.id == bindparam("b_user_id"))
-    .values(last_change_seq=User.last_change_seq + 1)
-    .returning(User.last_change_seq)
-)
+_NEXT_CHANGE_POSITION = driver.Kept(_TAKE_NEXT_POSITION)
 
 
 async def _next_change_position(session: AsyncSession, user_id: uuid.UUID) -> int:
