@@ -36,7 +36,6 @@ from db import conversations as conversation_queries
 from db import driver
 from db import messages as message_queries
 from db import tasks as task_queries
-from db.driver import Kept
 from db.models import Conversation, ConversationStatus, Message, Task, TaskStatus, is_listed
 from db.pagination import (
     ListSpec,
@@ -192,22 +191,14 @@ def _whole_page(
 #: statements kept, by shape: a client picks the shape (which columns, which cursors),
 #: so the least recently used go rather than memory growing with every new one
 STATEMENTS_CACHED = 256
-STATEMENTS: LRUCache[Hashable, Kept] = LRUCache(STATEMENTS_CACHED)
+STATEMENTS: LRUCache[Hashable, driver.Kept] = LRUCache(STATEMENTS_CACHED)
 
 
-def _kept(key: Hashable, build: Callable[[], Select[Any]]) -> Kept:
+def _kept(key: Hashable, build: Callable[[], Select[Any]]) -> driver.Kept:
     kept = STATEMENTS.get(key)
     if kept is None:
-        kept = STATEMENTS[key] = Kept(build())
+        kept = STATEMENTS[key] = driver.Kept(build())
     return kept
-
-
-async def _rows(
-    session: AsyncSession, kept: Kept, values: dict[str, Any]
-) -> Sequence[Sequence[Any]]:
-    """Core rows on the session's connection: no ORM entities, no ORM execution; asyncpg
-    runs the statement itself where it may (db/driver.py)."""
-    return await driver.rows(session, kept, values)
 
 
 def _shape(ask: Hashable, variant: Hashable, window: Window) -> tuple[Hashable, ...]:
@@ -240,7 +231,7 @@ async def conversation_page(
         ),
     )
     values = {**conversation_queries.list_params(user_id, status, search), **window_values(window)}
-    rows = await _rows(session, kept, values)
+    rows = await driver.rows(session, kept, values)
     return _whole_page(rows, _head_width(ask, window), ask, window)
 
 
@@ -261,7 +252,7 @@ async def task_page(
         ),
     )
     values = {**task_queries.list_params(user_id, status), **window_values(window)}
-    rows = await _rows(session, kept, values)
+    rows = await driver.rows(session, kept, values)
     return _whole_page(rows, _head_width(ask, window), ask, window)
 
 
@@ -310,7 +301,7 @@ async def conversation_with_messages(
     values: dict[str, Any] = {"user_id": user_id, "conversation_id": conversation_id}
     if window is not None:
         values.update(window_values(window))
-    rows = await _rows(session, kept, values)
+    rows = await driver.rows(session, kept, values)
     width = 1 + row_width(conversation)
     if not rows or rows[0][0] is None:
         return ConversationWithMessages(None, None)
