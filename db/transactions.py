@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,20 +22,27 @@ async def write_transaction(session: AsyncSession) -> AsyncIterator[AsyncSession
         yield session
 
 
+def read_options(session: AsyncSession) -> dict[str, Any]:
+    """The connection options of reads that need no common snapshot. On PostgreSQL
+    without a pooler in between: autocommit, one round trip a statement, no BEGIN or
+    COMMIT (each statement reads the newest snapshot). Behind a transaction pooler a
+    statement outside a transaction may be prepared on one server connection and run on
+    another: there, and on SQLite (where a read begins nothing anyway), none."""
+    if session.get_bind().get_execution_options().get(DIRECT, False):
+        return _AUTOCOMMIT
+    return _NO_OPTIONS
+
+
+_AUTOCOMMIT: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
+_NO_OPTIONS: dict[str, Any] = {}
+
+
 @asynccontextmanager
 async def read_transaction(session: AsyncSession) -> AsyncIterator[AsyncSession]:
-    """Reads whose statements need no common snapshot. On PostgreSQL without a pooler
-    in between they run in autocommit: one round trip a statement, no BEGIN or COMMIT
-    (each statement reads the newest snapshot). Behind a transaction pooler a statement
-    outside a transaction may be prepared on one server connection and run on another:
-    there, and on SQLite (where a read begins nothing anyway), a transaction."""
+    """Reads on `read_options`."""
     async with session.begin():
-        if session.get_bind().get_execution_options().get(DIRECT, False):
-            await session.connection(execution_options=_AUTOCOMMIT)
+        await session.connection(execution_options=read_options(session))
         yield session
-
-
-_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
 class UnitOfWork:

@@ -19,18 +19,11 @@ from core.config import Settings
 from core.errors import TaskchatError, Unauthenticated
 from db import users as user_queries
 from db.models import User
-from db.transactions import write_transaction
+from db.transactions import read_options, write_transaction
 from resolvers.loaders import Loaders
 from resolvers.resources import AppResources
 
 T = TypeVar("T")
-
-#: PostgreSQL reads run in autocommit: no BEGIN and ROLLBACK round trips around them
-#: (each statement reads its own snapshot). Not through a transaction pooler: there a
-#: statement outside a transaction may be prepared on one server connection and run on
-#: another. SQLite reads begin nothing anyway.
-_AUTOCOMMIT: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
-_NO_OPTIONS: dict[str, Any] = {}
 
 
 class Context(BaseContext):
@@ -172,10 +165,8 @@ class Context(BaseContext):
         return self._session
 
     def _read_options(self) -> dict[str, Any]:
-        is_postgres = self._ensure_session().get_bind().dialect.name == "postgresql"
-        if is_postgres and not self.app.settings.behind_pooler:
-            return _AUTOCOMMIT
-        return _NO_OPTIONS
+        # PostgreSQL reads run in autocommit: no BEGIN and ROLLBACK round trips
+        return read_options(self._ensure_session())
 
     async def close(self) -> None:
         if self._reads:  # reads its cancelled callers left running
