@@ -918,11 +918,18 @@ class Bench:
         server.stop()
 
     async def profile(self) -> None:
-        """py-spy on the taskchat server during S1 and S3: a flame graph and a text summary
-        of each (the scenario's load, for the bench's seconds)."""
+        """py-spy on the taskchat server during S1, S4 and S3: a flame graph and a text
+        summary of each (the scenario's load, for the bench's seconds)."""
         s1 = [Request(self.tokens.bearer(1, i), body(S1_QUERY)) for i in range(100)]
         await self.profile_one("s1", s1, 32, per_thread=False)
-        if "S3" in set(self.args.only.split(",")):
+        only = set(self.args.only.split(","))
+        if "S4" in only:
+            users = self.facts["scale"]["users"]
+            s4 = [
+                Request(self.tokens.bearer(1 + i % users, i), body(S4_QUERY)) for i in range(1000)
+            ]
+            await self.profile_one("s4", s4, 32, per_thread=False)
+        if "S3" in only:
             pairs = await self.users_conversations(range(3, 53), 1)
             s3 = [
                 Request(
