@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import threading
+from typing import Any
 
+import orjson
 import structlog
 
 
@@ -16,16 +20,49 @@ def configure_logging(*, json: bool, level: str = "info") -> None:
         structlog.processors.format_exc_info,
     ]
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer(serializer=json_line)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        # sys.stderr as it is when a line is written (tests swap it), not at start-up
-        logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr),
+        logger_factory=lambda *_args: _STDERR_LINES,
         # not cached: a second app in one process (tests) may configure it differently
         cache_logger_on_first_use=False,
     )
+
+
+def json_line(event: dict[str, Any], **options: Any) -> str:
+    """An event as one JSON line, by orjson (a third of the standard library's time on
+    the line each operation writes). What orjson refuses (an integer past 64 bits) goes
+    through the standard library, with the same fallback for unknown types."""
+    fallback = options.get("default")
+    try:
+        return orjson.dumps(event, default=fallback, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(event, default=fallback)
+
+
+class _StderrLines:
+    """structlog's output: each line to `sys.stderr` as it is when the line is written
+    (tests swap it), by one writer for every logger (structlog's PrintLogger would be
+    made anew for each line of an uncached logger)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        with self._lock:
+            stream.write(message + "\n")
+            stream.flush()
+
+    log = debug = info = warn = warning = error = err = critical = exception = msg
+    fatal = failure = msg
+
+
+_STDERR_LINES = _StderrLines()
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -52,6 +52,21 @@ class OperationLog(SchemaExtension):
         observe_operation(context, self.execution_context.operation_name, kind, outcome, elapsed)
 
 
+_Series = tuple[Any, Any]
+#: each (label, kind, outcome)'s counter and histogram: `.labels()` looked up once,
+#: not on every operation (labels and outcomes are bounded; so is this)
+_series_of: dict[tuple[str, str, str], _Series] = {}
+
+
+def _series(label: str, kind: str, outcome: str) -> _Series:
+    key = (label, kind, outcome)
+    series = _series_of.get(key)
+    if series is None:
+        series = (GRAPHQL_OPERATIONS.labels(*key), GRAPHQL_DURATION.labels(*key))
+        _series_of[key] = series
+    return series
+
+
 def observe_operation(
     context: Any, operation_name: str | None, kind: str, outcome: str, elapsed: float
 ) -> None:
@@ -59,8 +74,9 @@ def observe_operation(
     operation = operation_name or "anonymous"
     principal = getattr(context, "principal", None)
     label = operation_label(operation, is_authenticated=principal is not None)
-    GRAPHQL_OPERATIONS.labels(label, kind, outcome).inc()
-    GRAPHQL_DURATION.labels(label, kind, outcome).observe(elapsed)
+    counted, timed = _series(label, kind, outcome)
+    counted.inc()
+    timed.observe(elapsed)
     log.info(
         "graphql operation",
         request_id=getattr(context, "request_id", None),
