@@ -17,22 +17,26 @@ columns' types) and the same errors (SQLAlchemy's `IntegrityError`, `DBAPIError`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import bindparam, exc, insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import Executable
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 #: engine execution option: connections go straight to PostgreSQL (no transaction
 #: pooler in between), so asyncpg may run statements itself (db/engine.py sets it)
 DIRECT = "taskchat_direct"
 
 _Model = TypeVar("_Model")
+Rows = Sequence[Sequence[Any]]
+#: reads a kept statement's rows: `rows` on a session, or `lone_rows` on an engine
+RowReader = Callable[["Kept", dict[str, Any]], Awaitable[Rows]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,17 +99,24 @@ def may_run(connection: AsyncConnection) -> bool:
     sync = connection.sync_connection
     if connection.dialect.name != "postgresql" or sync is None:
         return False
-    dispatch = sync.dispatch
+    return _unobserved_direct(sync.dispatch, sync.get_execution_options())
+
+
+def _unobserved_direct(dispatch: Any, options: Mapping[str, Any]) -> bool:
     if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
         return False
-    return bool(sync.get_execution_options().get(DIRECT, False))
+    return bool(options.get(DIRECT, False))
 
 
 def _driver_form(kept: Kept, connection: AsyncConnection) -> _DriverStatement | None:
     if not may_run(connection):
         return None
+    return _compiled_for(kept, connection.dialect)
+
+
+def _compiled_for(kept: Kept, dialect: Dialect) -> _DriverStatement | None:
     if not kept.driver_compiled:
-        kept.driver = _driver_statement(kept.statement, connection.dialect)
+        kept.driver = _driver_statement(kept.statement, dialect)
         kept.driver_compiled = True
     return kept.driver
 
@@ -164,7 +175,17 @@ async def _translated(
 ) -> Exception:
     """The error as SQLAlchemy's usual path raises it; a dropped connection is
     invalidated (the pool replaces it)."""
-    dialect = connection.dialect
+    translated, dbapi_error = _as_sqlalchemy(connection.dialect, adapter, sql, error)
+    if isinstance(translated, exc.DBAPIError) and translated.connection_invalidated:
+        await connection.invalidate(dbapi_error)
+    return translated
+
+
+def _as_sqlalchemy(
+    dialect: Dialect, adapter: Any, sql: str, error: Exception
+) -> tuple[Exception, Exception]:
+    """The error as SQLAlchemy's usual path raises it (`connection_invalidated` when the
+    connection dropped), and the DB-API error under it."""
     dbapi_error: Exception = error
     if not isinstance(error, dialect.loaded_dbapi.Error):
         try:
@@ -172,10 +193,8 @@ async def _translated(
         except Exception as translated:
             dbapi_error = translated
     if not isinstance(dbapi_error, dialect.loaded_dbapi.Error):
-        return error
+        return error, error
     disconnected = dialect.is_disconnect(dbapi_error, adapter, None)
-    if disconnected:
-        await connection.invalidate(dbapi_error)
     wrapped = exc.DBAPIError.instance(
         sql,
         None,
@@ -186,12 +205,10 @@ async def _translated(
         dialect=dialect,
     )
     wrapped.__cause__ = error
-    return wrapped
+    return wrapped, dbapi_error
 
 
-async def rows_on(
-    connection: AsyncConnection, kept: Kept, values: dict[str, Any]
-) -> Sequence[Sequence[Any]]:
+async def rows_on(connection: AsyncConnection, kept: Kept, values: dict[str, Any]) -> Rows:
     statement = _driver_form(kept, connection)
     if statement is not None:
         records = await _on_driver(connection, statement, _arguments(statement, values), False)
@@ -200,9 +217,7 @@ async def rows_on(
     return result.all() if result.returns_rows else []
 
 
-async def rows(
-    session: AsyncSession, kept: Kept, values: dict[str, Any]
-) -> Sequence[Sequence[Any]]:
+async def rows(session: AsyncSession, kept: Kept, values: dict[str, Any]) -> Rows:
     """The statement's rows, in the session's transaction (Core rows: no ORM)."""
     return await rows_on(await session.connection(), kept, values)
 
@@ -219,6 +234,50 @@ async def scalar(session: AsyncSession, kept: Kept, values: dict[str, Any]) -> A
 
 async def execute(session: AsyncSession, kept: Kept, values: dict[str, Any]) -> None:
     await rows(session, kept, values)
+
+
+async def lone_rows(engine: AsyncEngine, kept: Kept, values: dict[str, Any]) -> Rows:
+    """The statement's rows on a pooled connection of its own, outside any session: the
+    read of a request that reads nothing else (a compiled page). On direct PostgreSQL
+    (unobserved) it is the pool's checkout, asyncpg in autocommit and the checkin: about
+    110 µs of CPU on the bench machine where a session's read (the session, its
+    connection, its close) takes about 280. A connection the server dropped is replaced
+    and the read runs once more, as `Context.read` does. Elsewhere: one connection
+    through SQLAlchemy Core, its transaction rolled back at the end (SQLite; behind a
+    transaction pooler, where a statement outside a transaction may be prepared on one
+    server connection and run on another)."""
+    dialect = engine.dialect
+    sync = engine.sync_engine
+    if dialect.name != "postgresql" or not _unobserved_direct(
+        sync.dispatch, sync.get_execution_options()
+    ):
+        async with engine.connect() as connection:
+            return await rows_on(connection, kept, values)
+    statement = _compiled_for(kept, dialect)
+    if statement is None:
+        async with engine.connect() as connection:
+            return await rows_on(connection, kept, values)
+    arguments = _arguments(statement, values)
+    for attempt in (1, 2):
+        raw = await engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            assert driver is not None
+            records = await driver.fetch(statement.sql, *arguments)
+        except Exception as error:
+            adapter = raw.dbapi_connection
+            translated, dbapi_error = _as_sqlalchemy(dialect, adapter, statement.sql, error)
+            if isinstance(translated, exc.DBAPIError) and translated.connection_invalidated:
+                await greenlet_spawn(raw.invalidate, dbapi_error)
+                if attempt == 1:
+                    continue
+            raise translated from None
+        finally:
+            # back to the pool (nothing to roll back: no transaction was begun); after
+            # `invalidate` it only lets go of the closed connection
+            raw.close()
+        return _processed(statement, records)
+    raise AssertionError("unreachable")
 
 
 async def execute_many(session: AsyncSession, kept: Kept, many: Sequence[dict[str, Any]]) -> None:

@@ -29,7 +29,6 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from db import conversations as conversation_queries
@@ -210,7 +209,7 @@ def _head_width(ask: PageAsk, window: Window) -> int:
 
 
 async def conversation_page(
-    session: AsyncSession,
+    read: driver.RowReader,
     ask: PageAsk,
     user_id: uuid.UUID,
     status: ConversationStatus,
@@ -231,12 +230,12 @@ async def conversation_page(
         ),
     )
     values = {**conversation_queries.list_params(user_id, status, search), **window_values(window)}
-    rows = await driver.rows(session, kept, values)
+    rows = await read(kept, values)
     return _whole_page(rows, _head_width(ask, window), ask, window)
 
 
 async def task_page(
-    session: AsyncSession,
+    read: driver.RowReader,
     ask: PageAsk,
     user_id: uuid.UUID,
     status: TaskStatus | None,
@@ -252,7 +251,7 @@ async def task_page(
         ),
     )
     values = {**task_queries.list_params(user_id, status), **window_values(window)}
-    rows = await driver.rows(session, kept, values)
+    rows = await read(kept, values)
     return _whole_page(rows, _head_width(ask, window), ask, window)
 
 
@@ -287,7 +286,7 @@ def _conversation_statement(
 
 
 async def conversation_with_messages(
-    session: AsyncSession,
+    read: driver.RowReader,
     conversation: PageAsk,
     messages: PageAsk | None,
     user_id: uuid.UUID,
@@ -301,7 +300,7 @@ async def conversation_with_messages(
     values: dict[str, Any] = {"user_id": user_id, "conversation_id": conversation_id}
     if window is not None:
         values.update(window_values(window))
-    rows = await driver.rows(session, kept, values)
+    rows = await read(kept, values)
     width = 1 + row_width(conversation)
     if not rows or rows[0][0] is None:
         return ConversationWithMessages(None, None)

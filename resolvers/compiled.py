@@ -62,9 +62,7 @@ async def conversations_page(
     window = window_from_args(ctx.app.cursors, spec, scope, first, after, last, before)
     term = clean_optional_text(search, "search", SEARCH_MAX)
     listed = status or ConversationStatus.ACTIVE
-    page = await ctx.read(
-        lambda session: whole_pages.conversation_page(session, ask, user_id, listed, term, window)
-    )
+    page = await whole_pages.conversation_page(ctx.rows, ask, user_id, listed, term, window)
     return _compiled(ctx.app.cursors, spec, scope, ask, page, cursors)
 
 
@@ -82,9 +80,7 @@ async def tasks_page(
     user_id = await ctx.user_id()
     spec, scope = task_queries.TASKS, str(user_id)
     window = window_from_args(ctx.app.cursors, spec, scope, first, after, last, before)
-    page = await ctx.read(
-        lambda session: whole_pages.task_page(session, ask, user_id, status, window)
-    )
+    page = await whole_pages.task_page(ctx.rows, ask, user_id, status, window)
     return _compiled(ctx.app.cursors, spec, scope, ask, page, cursors)
 
 
@@ -103,10 +99,8 @@ async def conversation(
     window = None
     if window_args is not None:
         window = window_from_args(ctx.app.cursors, spec, scope, **window_args)
-    found = await ctx.read(
-        lambda session: whole_pages.conversation_with_messages(
-            session, ask, messages, user_id, row_id, window
-        )
+    found = await whole_pages.conversation_with_messages(
+        ctx.rows, ask, messages, user_id, row_id, window
     )
     if found.conversation is None:
         return None

@@ -17,6 +17,7 @@ from strawberry.fastapi import BaseContext
 from core.auth import Principal
 from core.config import Settings
 from core.errors import TaskchatError, Unauthenticated
+from db import driver
 from db import users as user_queries
 from db.models import User
 from db.transactions import read_options, write_transaction
@@ -91,7 +92,19 @@ class Context(BaseContext):
         fails, graphql-core cancels its siblings, and a statement cut off mid-flight
         would leave the connection broken for the next request that gets it. The
         cancellation takes effect once the read is done (`close` waits for it)."""
-        read = asyncio.ensure_future(self._read(query))
+        return await self._shielded(self._read(query))
+
+    async def rows(self, kept: driver.Kept, values: dict[str, Any]) -> driver.Rows:
+        """A kept statement's rows (`driver.RowReader`). Before the request has a session
+        (a compiled page, the request's one read): on a pooled connection of its own
+        (`driver.lone_rows`), with no session to make and close. After: on the session,
+        as `read` runs it. Either way it runs to completion if its caller is cancelled."""
+        if self._session is not None:
+            return await self.read(lambda session: driver.rows(session, kept, values))
+        return await self._shielded(driver.lone_rows(self.app.engine, kept, values))
+
+    async def _shielded(self, work: Awaitable[T]) -> T:
+        read = asyncio.ensure_future(work)
         self._reads.add(read)
         read.add_done_callback(self._reads.discard)
         return await asyncio.shield(read)

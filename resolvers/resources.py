@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cachetools import LRUCache
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from agent.turn import Assistant
 from core.auth import TokenVerifier
@@ -33,3 +33,9 @@ class AppResources:
     #: changes once created, so this saves a lookup per request; `erase-user` may delete
     #: it, so a write re-checks a cached user's row first (`Context.writing`).
     known_users: LRUCache[str, User] = field(default_factory=_known_users)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine the sessions are bound to."""
+        engine: AsyncEngine = self.session_factory.kw["bind"]
+        return engine

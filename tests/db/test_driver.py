@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import bindparam, event, exc, insert, select, update
+from sqlalchemy import bindparam, event, exc, insert, select, text, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from db import driver
@@ -203,3 +205,77 @@ async def _bump_all(session: AsyncSession, user_id: uuid.UUID) -> Sequence[Any]:
     row = await driver.first(session, _BUMP_ALL, {"b_id": user_id})
     assert row is not None
     return row
+
+
+# --- a read alone, outside any session (compiled pages) -----------------------------------
+
+_BACKEND_PID = driver.Kept(text("SELECT pg_backend_pid()"))
+_DIVIDE = driver.Kept(text("SELECT 1 / :n"))
+
+
+async def test_a_lone_read_gives_what_a_session_reads(engine: AsyncEngine) -> None:
+    factory = create_session_factory(engine)
+    user_id = uuid.uuid4()
+    async with factory() as session, write_transaction(session):
+        await driver.execute(session, _INSERT, _values(user_id))
+    async with factory() as session:
+        in_session = await driver.rows(session, _BY_ID, {"b_id": user_id})
+    alone = await driver.lone_rows(engine, _BY_ID, {"b_id": user_id})
+    assert [tuple(row) for row in alone] == [tuple(row) for row in in_session]
+    assert _user(alone[0]).created_at == datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    # its connection went back to the pool, in no transaction
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert await driver.lone_rows(engine, _BY_ID, {"b_id": uuid.uuid4()}) == []
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_lone_read_on_a_dropped_connection_runs_again(
+    database_urls: dict[str, str], backend: str
+) -> None:
+    engine = create_engine(database_urls[backend], pool_size=1, pre_ping=False)
+    try:
+        [(pid,)] = await driver.lone_rows(engine, _BACKEND_PID, {})
+        admin = await asyncpg.connect(_plain_dsn(database_urls[backend]))
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        [(again,)] = await driver.lone_rows(engine, _BACKEND_PID, {})
+        assert again != pid  # on a fresh connection, the dropped one replaced
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_lone_reads_error_is_sqlalchemys_and_the_connection_stays_usable(
+    database_urls: dict[str, str], backend: str
+) -> None:
+    engine = create_engine(database_urls[backend], pool_size=1, pre_ping=False)
+    try:
+        [(pid,)] = await driver.lone_rows(engine, _BACKEND_PID, {})
+        with pytest.raises(exc.DBAPIError) as raised:
+            await driver.lone_rows(engine, _DIVIDE, {"n": 0})
+        assert "division by zero" in str(raised.value)
+        assert not raised.value.connection_invalidated
+        assert await driver.lone_rows(engine, _BACKEND_PID, {}) == [(pid,)]
+    finally:
+        await engine.dispose()
+
+
+async def test_observed_lone_reads_go_through_sqlalchemy(engine: AsyncEngine) -> None:
+    seen: list[str] = []
+
+    def observe(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    user_id = uuid.uuid4()
+    event.listen(engine.sync_engine, "before_cursor_execute", observe)
+    try:
+        assert await driver.lone_rows(engine, _BY_ID, {"b_id": user_id}) == []
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", observe)
+    assert sum("FROM users" in sql for sql in seen) == 1
+
+
+def _plain_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
