@@ -198,23 +198,13 @@ def _create_postgres_engine(
     """`pool`: `TimedQueuePool`'s limits."""
     engine = _postgres_engine(database, pooled, pre_ping, pool)
     if not pooled:
-        event.listen(engine.sync_engine, "connect", _plan_every_execution)
-        # straight to PostgreSQL: asyncpg may run the hot statements itself (db/driver.py)
+        # straight to PostgreSQL: asyncpg may run the hot statements itself (db/driver.py).
+        # Their prepared statements are reused on PostgreSQL's own plan choice: a generic
+        # plan saves the planning of every execution (~400 µs of PostgreSQL's CPU for a
+        # conversation page) and reads a page of any conversation off the index
+        # (tests/db/test_reused_plans.py, migration 0004).
         engine.update_execution_options(**{DIRECT: True})
     return engine
-
-
-def _plan_every_execution(dbapi_connection: Any, _record: Any) -> None:
-    """A reused prepared statement switches to a generic plan after five runs, planned
-    for an average conversation: for one of 100,000 messages that plan sorts them all
-    (38 ms) where the custom plan reads 51 rows off the index (0.04 ms, plus 0.08 ms of
-    planning). Behind a transaction pooler no statement is reused (each is planned
-    afresh), and a session setting would not stay with us: only on direct connections."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("SET plan_cache_mode = force_custom_plan")
-    cursor.close()
-    # the driver opened a transaction for it: a rollback at checkin would undo the SET
-    dbapi_connection.commit()
 
 
 def _postgres_engine(

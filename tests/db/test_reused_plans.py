@@ -1,0 +1,144 @@
+"""Statements are prepared once per connection and reused with PostgreSQL's own plan
+choice (`plan_cache_mode = auto`): after five executions a statement may run on its
+generic plan, made for an average conversation. A history page's plan must read the
+page off the index in a conversation of any size, not sort the whole conversation.
+
+The redundant user scoping of a message read (`messages.user_id = :user` beside its
+conversation) is what misled the planner: taken as independent of the conversation, it
+made it expect one row, for which a sort costs nothing. The planner now knows that a
+message's user follows from its conversation (extended statistics, migration 0004)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from db import driver, whole_pages
+from db import messages as message_queries
+from db.engine import create_engine, create_session_factory
+from db.pagination import Window
+from db.whole_pages import PageAsk
+
+BIG = 20_000  # messages in the one large conversation
+SMALL_USERS = 500  # each with SMALL_EACH conversations of three messages
+SMALL_EACH = 4
+PAGE = 50
+
+
+async def _seed(admin: asyncpg.Connection, user_id: uuid.UUID, big: uuid.UUID) -> list[uuid.UUID]:
+    small_users = [uuid.uuid4() for _ in range(SMALL_USERS)]
+    users = [user_id, *small_users]
+    await admin.executemany(
+        "INSERT INTO users (id, subject, created_at, last_change_seq) VALUES ($1, $2, now(), 0)",
+        [(u, f"plans-{u}") for u in users],
+    )
+    conversations = [(big, user_id)] + [
+        (uuid.uuid4(), u) for u in small_users for _ in range(SMALL_EACH)
+    ]
+    await admin.executemany(
+        """INSERT INTO conversations (id, user_id, title, status, metadata, last_seq,
+               change_seq, created_at, updated_at)
+           VALUES ($1, $2, 'plans', 'ACTIVE', '{}', 0, 0, now(), now())""",
+        conversations,
+    )
+    await admin.execute(
+        """INSERT INTO messages (id, conversation_id, user_id, seq, role, status, content,
+               tool_calls, metadata, created_at)
+           SELECT gen_random_uuid(), c.id, c.user_id, n, 'USER', 'COMPLETED', 'm', '[]', '{}',
+                  now()
+           FROM unnest($1::uuid[], $2::uuid[], $3::int[]) AS c(id, user_id, size),
+                generate_series(1, c.size) AS n""",
+        [c for c, _ in conversations],
+        [u for _, u in conversations],
+        [BIG] + [3] * (len(conversations) - 1),
+    )
+    await admin.execute("ANALYZE users, conversations, messages")
+    return users
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def _rows_read(admin: asyncpg.Connection, sql: str, parameters: Any) -> int:
+    """The rows of `messages` that the statement's generic plan reads, run once."""
+    name = f"plan_{uuid.uuid4().hex[:8]}"
+    await admin.execute(f"PREPARE {name} AS {sql}")
+    try:
+        await admin.execute("SET plan_cache_mode = force_generic_plan")
+        arguments = ", ".join(_literal(value) for value in parameters)
+        explained = await admin.fetchval(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}({arguments})"
+        )
+    finally:
+        await admin.execute("RESET plan_cache_mode")
+        await admin.execute(f"DEALLOCATE {name}")
+    return _messages_rows(json.loads(explained)[0]["Plan"])
+
+
+def _messages_rows(node: dict[str, Any]) -> int:
+    own = 0
+    if node.get("Relation Name") == "messages" or "messages" in node.get("Index Name", ""):
+        seen = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+        own = seen * node.get("Actual Loops", 1)
+    return own + sum(_messages_rows(child) for child in node.get("Plans", []))
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_reused_history_page_plan_reads_the_page_not_the_conversation(
+    database_urls: dict[str, str], backend: str
+) -> None:
+    url = database_urls[backend]
+    engine = create_engine(url, pool_size=1, pre_ping=False)
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(dsn)
+    user_id, big = uuid.uuid4(), uuid.uuid4()
+    users: list[uuid.UUID] = []
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM messages" in statement:
+            captured.append((statement, parameters))
+
+    try:
+        users = await _seed(admin, user_id, big)
+        # a listener sends the statements through SQLAlchemy: the same SQL, seen here
+        event.listen(engine.sync_engine, "before_cursor_execute", capture)
+        newest = Window(limit=PAGE, backward=True)
+        async with create_session_factory(engine)() as session:
+            await message_queries.list_messages(session, user_id, big, newest)  # generic
+            await message_queries.recent_history(session, big, PAGE, BIG)  # a turn's
+            await whole_pages.conversation_with_messages(  # compiled
+                functools.partial(driver.rows, session),
+                PageAsk(("id",)),
+                PageAsk(("id", "seq", "content")),
+                user_id,
+                big,
+                newest,
+            )
+        assert len(captured) >= 3, captured
+        for sql, parameters in captured:
+            read = await _rows_read(admin, sql, parameters)
+            # the page (and a row or two beside it), not the conversation's 20,000
+            assert read <= 10 * PAGE, (read, sql)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+        await admin.execute("DELETE FROM users WHERE id = ANY($1::uuid[])", users)
+        await admin.close()
+        await engine.dispose()
