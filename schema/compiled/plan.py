@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import repeat
 from typing import Any, cast
 
+import orjson
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -71,7 +73,26 @@ def _serializer(field: GraphQLField) -> Callable[[Any], Any]:
         return _same
     if not isinstance(named, GraphQLScalarType | GraphQLEnumType):
         raise Uncompilable(f"a leaf of type {named.name}")
+    if (
+        isinstance(named, GraphQLScalarType)
+        and named.name == "DateTime"
+        and _orjson_writes_as(named)
+    ):
+        # left a datetime: the response's orjson writes it, in C, as the scalar would
+        return _same
     return cast(Callable[[Any], Any], named.serialize)
+
+
+_DATETIMES = (datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=UTC), datetime(1999, 12, 31, tzinfo=UTC))
+
+
+def _orjson_writes_as(scalar: GraphQLScalarType) -> bool:
+    try:
+        return all(
+            orjson.dumps(value).decode() == f'"{scalar.serialize(value)}"' for value in _DATETIMES
+        )
+    except Exception:
+        return False
 
 
 def _same(value: Any) -> Any:
@@ -115,33 +136,71 @@ def _layout(columns: _Columns, summary: _Summary | None, *extra: str) -> dict[st
     return {symbol: index for index, symbol in enumerate(symbols)}
 
 
-def _object_getter(entries: list[tuple[str, Getter]]) -> Getter:
-    def render(row: Sequence[Any]) -> dict[str, Any]:
-        return {key: getter(row) for key, getter in entries}
+class _Names:
+    """The values a generated renderer's source refers to, by name."""
 
-    return render
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {"to_global_id": to_global_id, "repeat": repeat}
+
+    def of(self, value: Any) -> str:
+        name = f"_v{len(self.values)}"
+        self.values[name] = value
+        return name
 
 
-def _constant(value: Any) -> Callable[[Layout], Callable[[Any], Any]]:
-    return lambda layout: lambda row: value
+def _generated(name: str, argument: str, body: str, names: _Names) -> Any:
+    """A function generated from our own source: field names and response keys (GraphQL
+    names, written by `repr`), row indexes; every value goes in by `names`."""
+    source = f"def {name}({argument}):\n{body}\n"
+    exec(compile(source, f"<compiled {name}>", "exec"), names.values)  # noqa: S102 (see above)
+    return names.values[name]
+
+
+class _Expression:
+    """A binder that writes its getter as a Python expression of `row`: a node's fields
+    render in one generated function, with no call per field."""
+
+    __slots__ = ("_write",)
+
+    def __init__(self, write: Callable[[Layout, _Names], str]) -> None:
+        self._write = write
+
+    def __call__(self, layout: Layout) -> Getter:
+        names = _Names()
+        body = f"    return {self.source(layout, names)}"
+        getter: Getter = _generated("render", "row", body, names)
+        return getter
+
+    def source(self, layout: Layout, names: _Names) -> str:
+        return self._write(layout, names)
+
+
+def _source(binder: Binder, layout: Layout, names: _Names) -> str:
+    """`binder`'s getter applied to `row`, as source: inline when it is an expression."""
+    if isinstance(binder, _Expression):
+        return binder.source(layout, names)
+    return f"{names.of(binder(layout))}(row)"
+
+
+def _constant(value: Any) -> Binder:
+    return _Expression(lambda layout, names: names.of(value))
 
 
 def _leaf(symbol: str, serialize: Callable[[Any], Any]) -> Binder:
-    def bind(layout: Layout) -> Getter:
+    def write(layout: Layout, names: _Names) -> str:
         index = layout[symbol]
         if serialize is _same:
-            return lambda row: row[index]
-        return lambda row: None if row[index] is None else serialize(row[index])
+            return f"row[{index}]"
+        return f"(None if row[{index}] is None else {names.of(serialize)}(row[{index}]))"
 
-    return bind
+    return _Expression(write)
 
 
 def _global_id(type_name: str, symbol: str) -> Binder:
-    def bind(layout: Layout) -> Getter:
-        index = layout[symbol]
-        return lambda row: to_global_id(type_name, row[index])
+    def write(layout: Layout, names: _Names) -> str:
+        return f"to_global_id({names.of(type_name)}, row[{layout[symbol]}])"
 
-    return bind
+    return _Expression(write)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,18 +255,19 @@ def _node(
         else:
             raise Uncompilable(f"{object_type.name}.{name}")
 
-    def bind(layout: Layout) -> Getter:
-        return _object_getter([(key, binder(layout)) for key, binder in binders])
+    def write(layout: Layout, names: _Names) -> str:
+        fields = ", ".join(f"{key!r}: {_source(b, layout, names)}" for key, b in binders)
+        return "{" + fields + "}"
 
-    return bind
+    return _Expression(write)
 
 
 def _present_if(symbol: str, inner: Binder) -> Binder:
-    def bind(layout: Layout) -> Getter:
-        index, render = layout[symbol], inner(layout)
-        return lambda row: None if row[index] is None else render(row)
+    def write(layout: Layout, names: _Names) -> str:
+        index = layout[symbol]
+        return f"(None if row[{index}] is None else {_source(inner, layout, names)})"
 
-    return bind
+    return _Expression(write)
 
 
 @dataclass(slots=True)
@@ -245,7 +305,7 @@ def _connection(
     for key, field_nodes in op.collect(connection_type, nodes).items():
         name = field_nodes[0].name.value
         if name == "__typename":
-            plan.binders.append((key, _constant(connection_type.name)))
+            plan.binders.append((key, _constant_of_page(connection_type.name)))
         elif name == "totalCount":
             plan.total = True
             plan.binders.append((key, lambda layout: _total))
@@ -286,27 +346,26 @@ def _edges(
             raise Uncompilable(f"{edge_type.name}.{name}")
 
     def bind(layout: Layout) -> Callable[[CompiledPage], Any]:
-        getters = [(key, _edge_part(kind, value, layout)) for key, (kind, value) in parts]
-
-        def render(page: CompiledPage) -> list[dict[str, Any]]:
-            cursors = page.cursors if page.cursors is not None else repeat(None)
-            return [
-                {key: getter(row, cursor) for key, getter in getters}
-                for row, cursor in zip(page.rows, cursors, strict=False)
-            ]
-
+        names = _Names()
+        edge = ", ".join(
+            f"{key!r}: {_edge_part(kind, value, layout, names)}" for key, (kind, value) in parts
+        )
+        body = (
+            "    cursors = page.cursors if page.cursors is not None else repeat(None)\n"
+            f"    return [{{{edge}}} for row, cursor in zip(page.rows, cursors)]"
+        )
+        render: Callable[[CompiledPage], Any] = _generated("edges", "page", body, names)
         return render
 
     return bind
 
 
-def _edge_part(kind: str, value: Any, layout: Layout) -> Callable[[Sequence[Any], Any], Any]:
+def _edge_part(kind: str, value: Any, layout: Layout, names: _Names) -> str:
     if kind == "node":
-        node = value(layout)
-        return lambda row, cursor: node(row)
+        return _source(value, layout, names)
     if kind == "cursor":
-        return lambda row, cursor: cursor
-    return lambda row, cursor: value
+        return "cursor"
+    return names.of(value)
 
 
 _PAGE_INFO: dict[str, Callable[[CompiledPage], Any]] = {
@@ -315,6 +374,10 @@ _PAGE_INFO: dict[str, Callable[[CompiledPage], Any]] = {
     "startCursor": lambda page: page.cursors[0] if page.cursors else None,
     "endCursor": lambda page: page.cursors[-1] if page.cursors else None,
 }
+
+
+def _constant_of_page(value: Any) -> Callable[[Layout], Callable[[CompiledPage], Any]]:
+    return lambda layout: lambda page: value
 
 
 def _named(type_name: str) -> Callable[[CompiledPage], Any]:
