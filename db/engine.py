@@ -19,6 +19,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProx
 from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.util import queue as sqla_queue
 
+from core import jsontext
 from core.database_url import DatabaseUrl, as_database_url
 from core.metrics import DB_POOL_CHECKOUT_SECONDS
 from db.driver import DIRECT
@@ -214,6 +215,9 @@ def _postgres_engine(
         database.url,
         connect_args=database.sqlalchemy_connect_args(pooled=pooled),
         poolclass=TimedQueuePool,
+        # JSON columns (a message's tool calls and metadata) by orjson
+        json_serializer=jsontext.dumps,
+        json_deserializer=jsontext.loads,
         **pool,
         # serverless PostgreSQL (Neon) drops idle connections: check each one before use
         # (costs a round trip per checkout) and replace them well before its idle timeout
@@ -233,6 +237,8 @@ def _create_sqlite_engine(database_url: str, busy_seconds: float) -> AsyncEngine
     engine = create_async_engine(
         database_url,
         connect_args={"timeout": busy_seconds},
+        json_serializer=jsontext.dumps,
+        json_deserializer=jsontext.loads,
         # an in-memory database keeps SQLAlchemy's own pool (one shared connection)
         **({} if in_memory else {"poolclass": TimedQueuePool}),
     )
