@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -11,6 +12,17 @@ from core.metrics import HTTP_REQUESTS
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _KNOWN_PATHS = frozenset({"/graphql", "/health", "/ready", "/metrics"})
+
+
+#: each (path, status)'s counter, looked up once (paths are a few; statuses are bounded)
+_counters: dict[tuple[str, int], Any] = {}
+
+
+def _counter(path: str, status: int) -> Any:
+    counter = _counters.get((path, status))
+    if counter is None:
+        counter = _counters[(path, status)] = HTTP_REQUESTS.labels(path, str(status))
+    return counter
 
 
 class RequestIdMiddleware:
@@ -21,8 +33,13 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        incoming = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value  # the last one, as a dict of the headers would keep
+        text = incoming.decode("latin-1")
+        # a new id is 32 random hex digits (as uuid4().hex, without the UUID made for it)
+        request_id = text if _SAFE_ID.match(text) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
@@ -32,7 +49,7 @@ class RequestIdMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-                HTTP_REQUESTS.labels(path, str(message["status"])).inc()
+                _counter(path, message["status"]).inc()
             await send(message)
 
         await self.app(scope, receive, send_with_id)
