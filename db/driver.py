@@ -246,14 +246,11 @@ async def lone_rows(engine: AsyncEngine, kept: Kept, values: dict[str, Any]) -> 
     through SQLAlchemy Core, its transaction rolled back at the end (SQLite; behind a
     transaction pooler, where a statement outside a transaction may be prepared on one
     server connection and run on another)."""
-    dialect = engine.dialect
-    sync = engine.sync_engine
-    if dialect.name != "postgresql" or not _unobserved_direct(
+    dialect, sync = engine.dialect, engine.sync_engine
+    direct = dialect.name == "postgresql" and _unobserved_direct(
         sync.dispatch, sync.get_execution_options()
-    ):
-        async with engine.connect() as connection:
-            return await rows_on(connection, kept, values)
-    statement = _compiled_for(kept, dialect)
+    )
+    statement = _compiled_for(kept, dialect) if direct else None
     if statement is None:
         async with engine.connect() as connection:
             return await rows_on(connection, kept, values)
