@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -77,6 +77,20 @@ DB_POOL_CHECKOUT_SECONDS = Histogram(
     ["pool"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+
+_series: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+
+def series(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, looked up once per label values and kept (for metrics
+    whose label values are bounded: a per-request `.labels()` call costs a lock and a
+    tuple lookup of its own)."""
+    key = (metric, labels)
+    found = _series.get(key)
+    if found is None:
+        found = _series[key] = metric.labels(*labels)
+    return found
 
 
 def tracks_subscription(

@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.metrics import HTTP_REQUESTS
+from core.metrics import HTTP_REQUESTS, series
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _KNOWN_PATHS = frozenset({"/graphql", "/health", "/ready", "/metrics"})
-
-
-#: each (path, status)'s counter, looked up once (paths are a few; statuses are bounded)
-_counters: dict[tuple[str, int], Any] = {}
-
-
-def _counter(path: str, status: int) -> Any:
-    counter = _counters.get((path, status))
-    if counter is None:
-        counter = _counters[(path, status)] = HTTP_REQUESTS.labels(path, str(status))
-    return counter
 
 
 class RequestIdMiddleware:
@@ -49,7 +37,8 @@ class RequestIdMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-                _counter(path, message["status"]).inc()
+                # paths are a few, statuses bounded
+                series(HTTP_REQUESTS, path, str(message["status"])).inc()
             await send(message)
 
         await self.app(scope, receive, send_with_id)

@@ -11,7 +11,7 @@ from typing import Any
 from strawberry.extensions import SchemaExtension
 
 from core.logging import get_logger
-from core.metrics import GRAPHQL_DURATION, GRAPHQL_OPERATIONS
+from core.metrics import GRAPHQL_DURATION, GRAPHQL_OPERATIONS, series
 
 log = get_logger("taskchat.graphql")
 
@@ -52,21 +52,6 @@ class OperationLog(SchemaExtension):
         observe_operation(context, self.execution_context.operation_name, kind, outcome, elapsed)
 
 
-_Series = tuple[Any, Any]
-#: each (label, kind, outcome)'s counter and histogram: `.labels()` looked up once,
-#: not on every operation (labels and outcomes are bounded; so is this)
-_series_of: dict[tuple[str, str, str], _Series] = {}
-
-
-def _series(label: str, kind: str, outcome: str) -> _Series:
-    key = (label, kind, outcome)
-    series = _series_of.get(key)
-    if series is None:
-        series = (GRAPHQL_OPERATIONS.labels(*key), GRAPHQL_DURATION.labels(*key))
-        _series_of[key] = series
-    return series
-
-
 def observe_operation(
     context: Any, operation_name: str | None, kind: str, outcome: str, elapsed: float
 ) -> None:
@@ -74,9 +59,9 @@ def observe_operation(
     operation = operation_name or "anonymous"
     principal = getattr(context, "principal", None)
     label = operation_label(operation, is_authenticated=principal is not None)
-    counted, timed = _series(label, kind, outcome)
-    counted.inc()
-    timed.observe(elapsed)
+    # labels and outcomes are bounded (`operation_label`, the contract's codes)
+    series(GRAPHQL_OPERATIONS, label, kind, outcome).inc()
+    series(GRAPHQL_DURATION, label, kind, outcome).observe(elapsed)
     log.info(
         "graphql operation",
         request_id=getattr(context, "request_id", None),
