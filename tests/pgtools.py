@@ -35,6 +35,11 @@ from sqlalchemy.engine import make_url
 SERVICE_USER = "postgres"
 
 
+def asyncpg_dsn(database_url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as asyncpg (or libpq) takes it."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -12,13 +12,13 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import bindparam, event, exc, insert, select, text, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from db import driver
 from db.engine import SQLITE_WRITE, create_engine, create_session_factory
 from db.models import User
 from db.transactions import write_transaction
+from tests.pgtools import asyncpg_dsn
 
 _INSERT = driver.Kept(
     insert(User).values(
@@ -228,38 +228,38 @@ async def test_a_lone_read_gives_what_a_session_reads(engine: AsyncEngine) -> No
     assert await driver.lone_rows(engine, _BY_ID, {"b_id": uuid.uuid4()}) == []
 
 
-@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.fixture
+async def one_connection(database_urls: dict[str, str]) -> AsyncIterator[AsyncEngine]:
+    """A PostgreSQL engine that pools one connection, not pinged before use."""
+    engine = create_engine(database_urls["postgres"], pool_size=1, pre_ping=False)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
 async def test_a_lone_read_on_a_dropped_connection_runs_again(
-    database_urls: dict[str, str], backend: str
+    one_connection: AsyncEngine, database_urls: dict[str, str]
 ) -> None:
-    engine = create_engine(database_urls[backend], pool_size=1, pre_ping=False)
+    [(pid,)] = await driver.lone_rows(one_connection, _BACKEND_PID, {})
+    admin = await asyncpg.connect(asyncpg_dsn(database_urls["postgres"]))
     try:
-        [(pid,)] = await driver.lone_rows(engine, _BACKEND_PID, {})
-        admin = await asyncpg.connect(_plain_dsn(database_urls[backend]))
-        try:
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-        finally:
-            await admin.close()
-        [(again,)] = await driver.lone_rows(engine, _BACKEND_PID, {})
-        assert again != pid  # on a fresh connection, the dropped one replaced
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
     finally:
-        await engine.dispose()
+        await admin.close()
+    [(again,)] = await driver.lone_rows(one_connection, _BACKEND_PID, {})
+    assert again != pid  # on a fresh connection, the dropped one replaced
 
 
-@pytest.mark.parametrize("backend", ["postgres"])
 async def test_a_lone_reads_error_is_sqlalchemys_and_the_connection_stays_usable(
-    database_urls: dict[str, str], backend: str
+    one_connection: AsyncEngine,
 ) -> None:
-    engine = create_engine(database_urls[backend], pool_size=1, pre_ping=False)
-    try:
-        [(pid,)] = await driver.lone_rows(engine, _BACKEND_PID, {})
-        with pytest.raises(exc.DBAPIError) as raised:
-            await driver.lone_rows(engine, _DIVIDE, {"n": 0})
-        assert "division by zero" in str(raised.value)
-        assert not raised.value.connection_invalidated
-        assert await driver.lone_rows(engine, _BACKEND_PID, {}) == [(pid,)]
-    finally:
-        await engine.dispose()
+    [(pid,)] = await driver.lone_rows(one_connection, _BACKEND_PID, {})
+    with pytest.raises(exc.DBAPIError) as raised:
+        await driver.lone_rows(one_connection, _DIVIDE, {"n": 0})
+    assert "division by zero" in str(raised.value)
+    assert not raised.value.connection_invalidated
+    assert await driver.lone_rows(one_connection, _BACKEND_PID, {}) == [(pid,)]
 
 
 async def test_observed_lone_reads_go_through_sqlalchemy(engine: AsyncEngine) -> None:
@@ -275,7 +275,3 @@ async def test_observed_lone_reads_go_through_sqlalchemy(engine: AsyncEngine) ->
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", observe)
     assert sum("FROM users" in sql for sql in seen) == 1
-
-
-def _plain_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -19,13 +19,13 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 
 from db import driver, whole_pages
 from db import messages as message_queries
 from db.engine import create_engine, create_session_factory
 from db.pagination import Window
 from db.whole_pages import PageAsk
+from tests.pgtools import asyncpg_dsn
 
 BIG = 20_000  # messages in the one large conversation
 SMALL_USERS = 500  # each with SMALL_EACH conversations of three messages
@@ -106,8 +106,7 @@ async def test_a_reused_history_page_plan_reads_the_page_not_the_conversation(
 ) -> None:
     url = database_urls[backend]
     engine = create_engine(url, pool_size=1, pre_ping=False)
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = await asyncpg.connect(dsn)
+    admin = await asyncpg.connect(asyncpg_dsn(url))
     user_id, big = uuid.uuid4(), uuid.uuid4()
     users: list[uuid.UUID] = []
     captured: list[tuple[str, Any]] = []

@@ -37,6 +37,7 @@ from tests.live.test_websocket import (
     wait_until_live,
 )
 from tests.live.ws_client import bearer, connect
+from tests.pgtools import asyncpg_dsn
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
 
@@ -144,7 +145,7 @@ async def test_message_stored_on_one_instance_reaches_a_subscriber_on_another(
 
 
 async def listen_backend_pids(database_url: str) -> set[int]:
-    connection = await asyncpg.connect(_asyncpg_dsn(database_url))
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         rows = await connection.fetch(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
@@ -156,16 +157,12 @@ async def listen_backend_pids(database_url: str) -> set[int]:
 
 
 async def terminate_backends(database_url: str, pids: set[int]) -> None:
-    connection = await asyncpg.connect(_asyncpg_dsn(database_url))
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         for pid in pids:
             assert await connection.fetchval("SELECT pg_terminate_backend($1)", pid)
     finally:
         await connection.close()
-
-
-def _asyncpg_dsn(database_url: str) -> str:
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture
