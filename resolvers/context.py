@@ -182,8 +182,13 @@ class Context(BaseContext):
         return read_options(self._ensure_session())
 
     async def close(self) -> None:
-        if self._reads:  # reads its cancelled callers left running
-            await asyncio.gather(*self._reads, return_exceptions=True)
+        # reads (and the user lookup) their cancelled callers left running: the session
+        # is theirs until they end (closing it under a commit would fail the request)
+        pending = [*self._reads]
+        if self._user_lookup is not None:
+            pending.append(self._user_lookup)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
             self._session = None
