@@ -46,13 +46,14 @@ from resolvers.resources import AppResources
 from schema.schema import build_schema, compiled_operations, print_sdl
 from services import lifecycle
 from services.replies import build_reply_journal
-from web.compiled import CompiledOperationsMiddleware
+from web.app import TaskchatApp
+from web.compiled import CompiledOperationsFront
 from web.graphiql import STATIC_DIR, STATIC_PATH
 from web.graphql import TaskchatGraphQLRouter, UnauthenticatedRequest, unauthenticated_body
 from web.middleware import RequestIdMiddleware
 from web.ops import ops_router
 from web.persisted import PersistedDocuments, load_manifest
-from web.security import SecurityHeadersMiddleware
+from web.security import SecurityHeadersMiddleware, cors_options
 from web.timeouts import RequestTimeoutMiddleware
 from web.tracing import exporting_provider, start_tracing
 
@@ -158,7 +159,7 @@ def create_app(
             if journal_engine is not engine:
                 await journal_engine.dispose()
 
-    app = FastAPI(
+    app = TaskchatApp(
         title="taskchat",
         lifespan=lifespan,
         docs_url=None,
@@ -182,32 +183,33 @@ def create_app(
         allowed_origins=settings.allowed_origins,
     )
     app.include_router(graphql)
+    app.include_router(ops_router(engine, settings.metrics_token))
+    if not settings.is_production:
+        # GraphiQL's page and assets, from this server: no CDN
+        app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
+    # (the last added runs first) the deadline's 503 gets CORS and security headers too:
+    # a browser on another origin can read it
+    app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout)
+    if settings.allowed_origins:
+        app.add_middleware(CORSMiddleware, **cors_options(settings.allowed_origins))
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestIdMiddleware)
     if settings.compiled_operations:
-        app.add_middleware(
-            CompiledOperationsMiddleware,
+        front: dict[str, Any] = dict(
             path="/graphql",
             operations=compiled_operations(schema._schema, settings),
             resources=resources,
             persisted=graphql.persisted,
             max_body=settings.max_request_bytes,
+            request_timeout=settings.request_timeout,
+            allowed_origins=settings.allowed_origins,
         )
-    app.include_router(ops_router(engine, settings.metrics_token))
-    if not settings.is_production:
-        # GraphiQL's page and assets, from this server: no CDN
-        app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
-    if settings.allowed_origins:
-        # bearer tokens, not cookies: no credentials mode needed
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.allowed_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
-            expose_headers=["X-Request-ID"],
-            max_age=600,
-        )
-    app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout)
-    app.add_middleware(RequestIdMiddleware)
+        if settings.otel_enabled:
+            # inside the instrumentation, which must see every request: the first of
+            # our layers (it adds what the others would to what it answers)
+            app.add_middleware(CompiledOperationsFront, **front)
+        else:
+            app.put_in_front(lambda stack: CompiledOperationsFront(stack, **front))
     if settings.otel_enabled:
         stop_tracing = start_tracing(
             app,

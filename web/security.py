@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: GraphiQL renders inline style attributes (React), hence 'unsafe-inline' for styles
@@ -12,6 +14,20 @@ HTML_CSP = (
     "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+
+
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+
+def cors_options(allowed_origins: list[str]) -> dict[str, Any]:
+    """CORSMiddleware's settings: bearer tokens, not cookies, so no credentials mode."""
+    return {
+        "allow_origins": allowed_origins,
+        "allow_methods": ["GET", "POST", "OPTIONS"],
+        "allow_headers": ["Authorization", "Content-Type", "Accept", "X-Request-ID"],
+        "expose_headers": ["X-Request-ID"],
+        "max_age": 600,
+    }
 
 
 class SecurityHeadersMiddleware:
@@ -26,7 +42,7 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.setdefault("headers", [])
-                headers.append((b"x-content-type-options", b"nosniff"))
+                headers.append(NOSNIFF)
                 content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
                 if content_type.startswith(b"text/html"):
                     headers.append((b"content-security-policy", HTML_CSP.encode()))

@@ -43,27 +43,27 @@ class RequestTimeoutMiddleware:
         except TimeoutError:
             if started:
                 raise
-        seconds = round(self.seconds)
-        body = orjson.dumps(
-            {
-                "errors": [
-                    error_entry(
-                        f"the request took longer than {seconds} s",
-                        "SERVICE_UNAVAILABLE",
-                        retryAfter=1,
-                    )
-                ]
-            }
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"retry-after", b"1"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
+        headers, body = timeout_answer(self.seconds)
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def timeout_answer(seconds: float) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The 503 of a request cut off at its deadline: its headers and body."""
+    body = orjson.dumps(
+        {
+            "errors": [
+                error_entry(
+                    f"the request took longer than {round(seconds)} s",
+                    "SERVICE_UNAVAILABLE",
+                    retryAfter=1,
+                )
+            ]
+        }
+    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"retry-after", b"1"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    return headers, body

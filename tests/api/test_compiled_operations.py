@@ -493,3 +493,76 @@ async def test_the_statements_kept_are_bounded(pair: Pair) -> None:
                     shapes += 1
     assert shapes > whole_pages.STATEMENTS_CACHED
     assert len(whole_pages.STATEMENTS) <= whole_pages.STATEMENTS_CACHED
+
+
+_VARYING_HEADERS = frozenset({"date", "server", "x-request-id"})
+
+
+def _headers_of(response: httpx.Response) -> list[tuple[str, str]]:
+    return sorted((k, v) for k, v in response.headers.multi_items() if k not in _VARYING_HEADERS)
+
+
+@pytest.mark.parametrize("cors_origins", [None, "https://app.example"])
+async def test_a_compiled_answer_carries_the_headers_normal_execution_sends(
+    server_factory: ServerFactory, cors_origins: str | None
+) -> None:
+    """The compiled path answers in front of the middleware stack, and must send what
+    the stack sends: the request id, nosniff, CORS for an allowed origin (none for
+    another), the media type negotiated."""
+    compiled = await server_factory(cors_origins=cors_origins)
+    generic = await server_factory(cors_origins=cors_origins, compiled_operations=False)
+    pair = Pair(compiled, generic, token_for(f"headers-{uuid.uuid4()}"))
+    try:
+        cases: list[dict[str, str]] = [
+            {},
+            {"origin": "https://app.example"},
+            {"origin": "https://elsewhere.example"},
+            {"accept": "application/graphql-response+json"},
+            {"x-request-id": "client-chosen.id_1"},
+        ]
+        for extra in cases:
+            answers = []
+            for client in (pair.compiled, pair.generic):
+                before = _compiled_count()
+                response = await client.post(
+                    "/graphql",
+                    json={"query": "{ me { id } conversations(first: 2) { totalCount } }"},
+                    headers={**pair.headers, **extra},
+                )
+                answers.append((response, _compiled_count() - before))
+            (compiled_answer, compiled_count), (generic_answer, _) = answers
+            assert compiled_count == 1, extra
+            assert compiled_answer.status_code == generic_answer.status_code == 200
+            assert compiled_answer.content == generic_answer.content
+            assert _headers_of(compiled_answer) == _headers_of(generic_answer), extra
+            request_id = compiled_answer.headers["x-request-id"]
+            if "x-request-id" in extra:
+                assert request_id == extra["x-request-id"]
+            else:
+                assert len(request_id) == 32
+                assert request_id != generic_answer.headers["x-request-id"]
+    finally:
+        await pair.close()
+
+
+async def test_a_compiled_read_past_the_deadline_is_answered_503_as_the_stack_answers(
+    server_factory: ServerFactory,
+) -> None:
+    """The front keeps the request deadline itself: the same 503, headers and all."""
+    compiled = await server_factory(request_timeout_seconds=0.0001)
+    generic = await server_factory(request_timeout_seconds=0.0001, compiled_operations=False)
+    pair = Pair(compiled, generic, token_for(f"deadline-{uuid.uuid4()}"))
+    try:
+        pair.headers["Origin"] = "https://app.example"
+        compiled_answer, generic_answer = await pair.both(
+            "{ conversations(first: 2) { totalCount } }"
+        )
+        assert compiled_answer.status_code == generic_answer.status_code == 503
+        assert compiled_answer.content == generic_answer.content
+        assert _headers_of(compiled_answer) == _headers_of(generic_answer)
+        # a browser on another origin can read it
+        assert generic_answer.headers["access-control-allow-origin"] == "*"
+        assert generic_answer.headers["x-content-type-options"] == "nosniff"
+        assert compiled_answer.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    finally:
+        await pair.close()

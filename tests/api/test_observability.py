@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.metrics import COMPILED_OPERATIONS
 from tests.conftest import (
     GraphQLClient,
     LiveServer,
@@ -121,29 +122,35 @@ async def test_tracing_on_gives_a_request_its_spans_down_to_the_database(
     try:
         client = live.client(token_for("traced-user"))
         await client.data("{ tasks(first: 5) { totalCount } }")
+        # answered by its compiled plan, which the instrumentation must see too
+        compiled = COMPILED_OPERATIONS.labels("compiled")._value.get()
+        await client.data("{ conversations(first: 2) { totalCount } }")
+        assert COMPILED_OPERATIONS.labels("compiled")._value.get() == compiled + 1
         async with httpx.AsyncClient(base_url=live.url) as http:
             assert (await http.get("/health")).status_code == 200
     finally:
         await live.stop()
 
     spans = list(spans_of(exporter))
-    (request,) = [
+    requests = [
         span
         for span in spans
         if span.kind == SpanKind.SERVER and span.attributes and span.name == "POST /graphql"
     ]
-    trace_id = request.context.trace_id if request.context else None
-    in_request = [span for span in spans if span.context and span.context.trace_id == trace_id]
-    scopes = {span.instrumentation_scope.name for span in in_request if span.instrumentation_scope}
-    assert "opentelemetry.instrumentation.sqlalchemy" in scopes
-    if backend == "postgres":
-        assert "opentelemetry.instrumentation.asyncpg" in scopes
-    statements = [
-        str(span.attributes.get("db.statement", span.attributes.get("db.query.text", "")))
-        for span in in_request
-        if span.attributes
-    ]
-    assert any("FROM tasks" in statement for statement in statements), statements
+    assert len(requests) == 2
+    for request, table in zip(requests, ["tasks", "conversations"], strict=True):
+        trace_id = request.context.trace_id if request.context else None
+        in_request = [span for span in spans if span.context and span.context.trace_id == trace_id]
+        scopes = {s.instrumentation_scope.name for s in in_request if s.instrumentation_scope}
+        assert "opentelemetry.instrumentation.sqlalchemy" in scopes
+        if backend == "postgres" and table == "tasks":
+            assert "opentelemetry.instrumentation.asyncpg" in scopes
+        statements = [
+            str(span.attributes.get("db.statement", span.attributes.get("db.query.text", "")))
+            for span in in_request
+            if span.attributes
+        ]
+        assert any(f"FROM {table}" in statement for statement in statements), statements
     # probes are not traced
     assert not any("/health" in span.name for span in spans)
 
