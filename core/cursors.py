@@ -29,13 +29,19 @@ _MAC_BYTES = 12
 class CursorCodec:
     def __init__(self, secret: str) -> None:
         key = hashlib.sha256(b"taskchat-cursor:" + secret.encode()).digest()
-        # the keyed state, copied for each cursor (a page signs one per row)
-        self._hmac = hmac.new(key, digestmod=hashlib.sha256)
+        # HMAC-SHA256 (RFC 2104) from its two keyed hash states, copied for each cursor
+        # (a page signs one per row): half the cost of copying an `hmac.HMAC`, the same
+        # bytes (tests/test_cursor_codec.py)
+        block = key.ljust(hashlib.sha256().block_size, b"\0")
+        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in block))
+        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in block))
 
     def _mac(self, payload: bytes) -> bytes:
-        signer = self._hmac.copy()
-        signer.update(payload)
-        return signer.digest()[:_MAC_BYTES]
+        inner = self._inner.copy()
+        inner.update(payload)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()[:_MAC_BYTES]
 
     def encode(self, kind: str, scope: str, key: Sequence[KeyPart]) -> str:
         # orjson writes a datetime as `isoformat()` does and a UUID as `str()` does: the

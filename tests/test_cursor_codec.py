@@ -76,3 +76,13 @@ def test_a_cursor_signed_with_another_secret_is_refused() -> None:
     cursor = CursorCodec("another-secret-of-thirty-two-bytes").encode("tasks", "s", [1])
     with pytest.raises(BadUserInput):
         CODEC.decode(cursor, "tasks", "s", ["int"])
+
+
+@given(secret=st.text(min_size=1, max_size=80), payload=st.binary(max_size=300))
+def test_the_mac_is_the_standard_librarys_hmac_sha256(secret: str, payload: bytes) -> None:
+    import hashlib
+    import hmac
+
+    key = hashlib.sha256(b"taskchat-cursor:" + secret.encode()).digest()
+    expected = hmac.new(key, payload, hashlib.sha256).digest()[:12]
+    assert CursorCodec(secret)._mac(payload) == expected
