@@ -6,29 +6,54 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Integer, Text, Uuid, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import jsontext
 from db import driver
 from db.models import ReplyChunk
 
-_CHUNKS = driver.Loader(ReplyChunk)
-_ADD_CHUNK = _CHUNKS.insert()
-_CHUNK_KEYS = ("sequence", "text_offset", "text", "tool_call")
+#: a chunk as the journal hands it over: sequence, text_offset, text, tool_call
+ChunkRow = tuple[int, int, str, dict[str, Any] | None]
+
+#: a whole batch in one statement: its columns as arrays, unnested (a tool call as JSON
+#: text, null for a piece of text); PostgreSQL only (the journal's database)
+_ADD_CHUNKS = driver.Kept(
+    text(
+        "INSERT INTO reply_chunks (message_id, sequence, text_offset, text, tool_call)"
+        " SELECT :message_id, batch.sequence, batch.text_offset, batch.text,"
+        " CAST(batch.tool_call AS JSONB)"
+        " FROM unnest(:sequences, :offsets, :texts, :tool_calls)"
+        " AS batch(sequence, text_offset, text, tool_call)"
+    ).bindparams(
+        bindparam("message_id", type_=Uuid()),
+        bindparam("sequences", type_=ARRAY(Integer)),
+        bindparam("offsets", type_=ARRAY(Integer)),
+        bindparam("texts", type_=ARRAY(Text)),
+        bindparam("tool_calls", type_=ARRAY(Text)),
+    )
+)
 
 
 async def add_chunks(
-    session: AsyncSession, message_id: uuid.UUID, chunks: Sequence[dict[str, Any]]
+    session: AsyncSession, message_id: uuid.UUID, chunks: Sequence[ChunkRow]
 ) -> None:
-    """One statement for a batch: `chunks` are dicts of sequence, text_offset, text and
-    tool_call."""
-    await driver.execute_many(
+    """One statement for a batch of (sequence, text_offset, text, tool_call) rows: one
+    execution on the server, where a pipelined INSERT per row cost one each."""
+    if not chunks:
+        return
+    sequences, offsets, texts, tool_calls = zip(*chunks, strict=True)
+    await driver.execute(
         session,
-        _ADD_CHUNK,
-        [
-            {"b_message_id": message_id, **{f"b_{key}": chunk[key] for key in _CHUNK_KEYS}}
-            for chunk in chunks
-        ],
+        _ADD_CHUNKS,
+        {
+            "message_id": message_id,
+            "sequences": list(sequences),
+            "offsets": list(offsets),
+            "texts": list(texts),
+            "tool_calls": [None if call is None else jsontext.dumps(call) for call in tool_calls],
+        },
     )
 
 

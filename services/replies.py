@@ -232,16 +232,8 @@ class TableJournal:
             sequence = rows[-1].sequence
 
 
-def _chunk_rows(batch: list[ReplyEntry]) -> list[dict[str, Any]]:
-    return [
-        {
-            "sequence": entry.sequence,
-            "text_offset": entry.offset,
-            "text": entry.text,
-            "tool_call": entry.tool_call,
-        }
-        for entry in batch
-    ]
+def _chunk_rows(batch: list[ReplyEntry]) -> list[chunk_queries.ChunkRow]:
+    return [(entry.sequence, entry.offset, entry.text, entry.tool_call) for entry in batch]
 
 
 def build_reply_journal(engine: AsyncEngine, broker: Broker) -> ReplyJournal:

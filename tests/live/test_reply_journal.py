@@ -98,3 +98,34 @@ async def test_the_last_entries_go_with_the_transaction_that_ends_the_reply(
         assert [entry.sequence for entry in entries] == [1, 2, 3]
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("path", ["asyncpg", "sqlalchemy core"])
+async def test_a_batch_reads_back_as_written_text_and_tool_calls_alike(
+    database_urls: dict[str, str], path: str
+) -> None:
+    """One statement writes a whole batch: pieces with quotes, backslashes and emoji,
+    empty pieces of tool calls (nested JSON, nulls, unicode) read back as they were."""
+    from sqlalchemy import event
+
+    engine = create_engine(database_urls["postgres"], pool_size=2)
+    if path == "sqlalchemy core":  # anyone observing statements: SQLAlchemy runs them
+        event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: None)
+    sessions = create_session_factory(engine)
+    try:
+        reply = await streaming_reply(sessions)
+        journal = TableJournal(sessions)
+        writer = journal.writer(reply.id)
+        written = [
+            ReplyEntry(1, 0, "it's \\ \"quoted\" "),
+            ReplyEntry(2, 18, "", {"id": "call_1", "name": "list_tasks", "result": None}),
+            ReplyEntry(3, 18, "naïve 🎉\n"),
+            ReplyEntry(4, 26, "", {"args": {"title": "a'b\"c", "tags": [1, 2.5, True]}}),
+        ]
+        for entry in written:
+            await writer.add(entry)
+        await writer.close()
+        assert await journal.entries_after(reply.id, 0) == written
+        assert await journal.entries_after(reply.id, 2) == written[2:]
+    finally:
+        await engine.dispose()
