@@ -17,10 +17,13 @@ columns' types) and the same errors (SQLAlchemy's `IntegrityError`, `DBAPIError`
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import asyncpg
 from sqlalchemy import bindparam, exc, insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
@@ -275,6 +278,60 @@ async def lone_rows(engine: AsyncEngine, kept: Kept, values: dict[str, Any]) -> 
             raw.close()
         return _processed(statement, records)
     raise AssertionError("unreachable")
+
+
+@asynccontextmanager
+async def raw_transaction(engine: AsyncEngine, begin: str) -> AsyncIterator[None]:
+    """A transaction of its own on a pooled asyncpg connection, outside SQLAlchemy's
+    transaction handling: `begin` (a simple query that starts with `BEGIN`, written by
+    us, no parameters) takes one round trip, the `ROLLBACK` at the end one more. Errors
+    of `begin` are asyncpg's, raised after the transaction is rolled back. A pooled
+    connection the server dropped is replaced and `begin` sent once more; one left in
+    doubt (cancelled mid-statement, a failed rollback) is closed, not pooled."""
+    for attempt in (1, 2):
+        raw = await engine.raw_connection()
+        connection = raw.driver_connection
+        assert connection is not None
+        try:
+            await connection.execute(begin)
+        except asyncpg.PostgresError:
+            await _end_raw(raw, connection)
+            raise
+        except BaseException as error:
+            dropped = isinstance(error, Exception) and _dropped(engine, raw, begin, error)
+            await _discard(raw, error)
+            if dropped and attempt == 1:
+                continue
+            raise
+        break
+    try:
+        yield
+    finally:
+        await asyncio.shield(_end_raw(raw, connection))
+
+
+async def _end_raw(raw: Any, connection: Any) -> None:
+    """Rolled back and pooled; closed instead if that fails (the server then ends the
+    transaction, and any lock it held, with the session)."""
+    try:
+        await connection.execute("ROLLBACK")
+    except Exception as error:
+        await _discard(raw, error)
+        return
+    except BaseException as error:
+        await _discard(raw, error)
+        raise
+    raw.close()  # back to the pool, with no transaction
+
+
+async def _discard(raw: Any, error: BaseException) -> None:
+    await greenlet_spawn(raw.invalidate, error if isinstance(error, Exception) else None)
+    raw.close()
+
+
+def _dropped(engine: AsyncEngine, raw: Any, sql: str, error: Exception) -> bool:
+    translated, _ = _as_sqlalchemy(engine.dialect, raw.dbapi_connection, sql, error)
+    return isinstance(translated, exc.DBAPIError) and translated.connection_invalidated
 
 
 async def execute_many(session: AsyncSession, kept: Kept, many: Sequence[dict[str, Any]]) -> None:

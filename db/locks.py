@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
+import asyncpg
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.errors import AgentTimeout
@@ -40,32 +40,35 @@ def _lock_key(conversation_id: uuid.UUID) -> int:
     return int.from_bytes(conversation_id.bytes[:8], "big", signed=True)
 
 
-_HOLD = driver.Kept(
-    text("SELECT set_config('lock_timeout', :wait, true), pg_advisory_xact_lock(:key)")
-)
 _TRY_HOLD = text("SELECT pg_try_advisory_xact_lock(:key)")
 
 
 class PostgresTurnLocks:
+    """A lock is a transaction of its own on a pooled connection: one round trip to take
+    it (`BEGIN`, the wait's limit and the lock in one simple query) and one to let it go
+    (`ROLLBACK`: it wrote nothing). Outside SQLAlchemy's transaction handling, which would
+    send `BEGIN` alone first; the pool gets the connection back with no transaction."""
+
     def __init__(self, engine: AsyncEngine, wait_seconds: float) -> None:
         self._engine = engine
         self._wait_ms = int(wait_seconds * 1000)
 
     @asynccontextmanager
     async def hold(self, conversation_id: uuid.UUID) -> AsyncIterator[None]:
-        async with self._engine.connect() as connection, connection.begin():
-            try:
-                # one statement: the wait's limit for this transaction, then the lock
-                await driver.rows_on(
-                    connection,
-                    _HOLD,
-                    {"wait": f"{self._wait_ms}ms", "key": _lock_key(conversation_id)},
-                )
-            except DBAPIError as error:
-                if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
-                    raise AgentTimeout() from None
+        # integers only, written by us: nothing from a client reaches this text
+        take = (
+            f"BEGIN; SELECT set_config('lock_timeout', '{self._wait_ms}ms', true),"
+            f" pg_advisory_xact_lock({_lock_key(conversation_id)})"
+        )
+        holding = False
+        try:
+            async with driver.raw_transaction(self._engine, take):
+                holding = True
+                yield
+        except asyncpg.LockNotAvailableError:
+            if holding:  # not the wait's: the turn's own
                 raise
-            yield
+            raise AgentTimeout() from None
 
     @asynccontextmanager
     async def try_hold(self, conversation_id: uuid.UUID) -> AsyncIterator[bool]:

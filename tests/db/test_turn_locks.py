@@ -39,3 +39,102 @@ async def test_a_turn_lock_wait_that_runs_out_is_agent_timeout(
         release.set()
         await task
         await engine.dispose()
+
+
+async def _advisory_locks(engine: object) -> int:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    assert isinstance(engine, AsyncEngine)
+    async with engine.connect() as connection:
+        found = await connection.scalar(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        )
+    return int(found or 0)
+
+
+@pytest.mark.parametrize("ending", ["returns", "raises", "is cancelled while held"])
+async def test_a_turn_lock_is_let_go_however_its_holder_ends(
+    database_urls: dict[str, str], ending: str
+) -> None:
+    """One pooled connection: whatever the holder did, the next hold takes the lock at
+    once on that same connection, and no advisory lock (nor transaction) is left."""
+    engine = create_engine(database_urls["postgres"], pool_size=1, max_overflow=0)
+    probe = create_engine(database_urls["postgres"], pool_size=1)
+    locks = PostgresTurnLocks(engine, wait_seconds=0.5)
+    conversation_id = uuid.uuid4()
+    try:
+        before = await _advisory_locks(probe)
+        held = asyncio.Event()
+
+        async def holder() -> None:
+            async with locks.hold(conversation_id):
+                assert await _advisory_locks(probe) == before + 1
+                held.set()
+                if ending == "raises":
+                    raise RuntimeError("the turn failed")
+                if ending == "is cancelled while held":
+                    await asyncio.sleep(30)
+
+        task = asyncio.create_task(holder())
+        await held.wait()
+        if ending == "is cancelled while held":
+            task.cancel()
+        if ending == "returns":
+            await task
+        else:
+            with pytest.raises(RuntimeError if ending == "raises" else asyncio.CancelledError):
+                await task
+        async with locks.hold(conversation_id):
+            pass
+        assert await _advisory_locks(probe) == before
+        # the pooled connection is idle: no transaction left open by a lock
+        raw = await engine.raw_connection()
+        try:
+            assert raw.driver_connection is not None
+            assert not raw.driver_connection.is_in_transaction()
+        finally:
+            raw.close()
+    finally:
+        await engine.dispose()
+        await probe.dispose()
+
+
+async def test_a_hold_cancelled_while_it_waits_leaves_its_connection_clean(
+    database_urls: dict[str, str],
+) -> None:
+    engine = create_engine(database_urls["postgres"], pool_size=2, max_overflow=0)
+    locks = PostgresTurnLocks(engine, wait_seconds=5)
+    conversation_id = uuid.uuid4()
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with locks.hold(conversation_id):
+            held.set()
+            await release.wait()
+
+    first = asyncio.create_task(holder())
+    try:
+        await held.wait()
+        waiter = asyncio.create_task(_hold_once(locks, conversation_id))
+        await asyncio.sleep(0.2)  # waiting on the server for the lock
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        release.set()
+        await first
+        # both connections of the pool serve holds again, the cancelled one included
+        await asyncio.wait_for(
+            asyncio.gather(_hold_once(locks, uuid.uuid4()), _hold_once(locks, conversation_id)),
+            timeout=5,
+        )
+    finally:
+        release.set()
+        await first
+        await engine.dispose()
+
+
+async def _hold_once(locks: PostgresTurnLocks, conversation_id: uuid.UUID) -> None:
+    async with locks.hold(conversation_id):
+        pass

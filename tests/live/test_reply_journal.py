@@ -117,7 +117,7 @@ async def test_a_batch_reads_back_as_written_text_and_tool_calls_alike(
         journal = TableJournal(sessions)
         writer = journal.writer(reply.id)
         written = [
-            ReplyEntry(1, 0, "it's \\ \"quoted\" "),
+            ReplyEntry(1, 0, 'it\'s \\ "quoted" '),
             ReplyEntry(2, 18, "", {"id": "call_1", "name": "list_tasks", "result": None}),
             ReplyEntry(3, 18, "naïve 🎉\n"),
             ReplyEntry(4, 26, "", {"args": {"title": "a'b\"c", "tags": [1, 2.5, True]}}),
