@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Integer, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import driver
@@ -38,18 +38,43 @@ async def runs_since(
     return int(count), oldest
 
 
-_START_RUN = _RUNS.insert()
+def _start_run_under_limit() -> Any:
+    """The run's INSERT, made only if the user started fewer than `b_limit` runs since
+    `b_since` (the count and the insert in one statement, in that order: the same
+    snapshot, taken after the user's row was locked)."""
+    recent = (
+        select(func.count())
+        .where(
+            AgentRun.user_id == driver.bound(AgentRun.user_id),
+            AgentRun.created_at > bindparam("b_since", type_=AgentRun.created_at.type),
+        )
+        .scalar_subquery()
+    )
+    row = select(*(driver.bound(column) for column in _RUNS.columns)).where(
+        recent < bindparam("b_limit", type_=Integer)
+    )
+    return (
+        insert(AgentRun)
+        .from_select([column.key for column in _RUNS.columns], row)
+        .returning(AgentRun.id)
+    )
 
 
-async def start_run(
+_START_RUN_UNDER_LIMIT = driver.Kept(_start_run_under_limit())
+
+
+async def start_run_under_limit(
     session: AsyncSession,
     *,
     user_id: uuid.UUID,
     conversation_id: uuid.UUID,
     user_message_id: uuid.UUID,
+    since: datetime,
+    limit: int,
     run_id: uuid.UUID | None = None,
-) -> AgentRun:
-    """The run, RUNNING from now (one INSERT; a row no session holds)."""
+) -> AgentRun | None:
+    """The run, RUNNING from now (a row no session holds), unless the user started
+    `limit` runs or more since `since`: then `None`, and nothing is written."""
     run = AgentRun(
         id=run_id or uuid.uuid4(),
         user_id=user_id,
@@ -66,8 +91,9 @@ async def start_run(
         usage_estimated=False,
         latency_ms=None,
     )
-    await driver.execute(session, _START_RUN, _RUNS.values_of(run))
-    return run
+    values = {**_RUNS.values_of(run), "b_since": since, "b_limit": limit}
+    inserted = await driver.rows(session, _START_RUN_UNDER_LIMIT, values)
+    return run if inserted else None
 
 
 def _unless_given(column: Any) -> Any:

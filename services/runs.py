@@ -34,20 +34,24 @@ async def start_run(
     if not user_row_locked:
         await user_queries.lock_user(session, user_id)
     now = utcnow()
-    count, oldest = await run_queries.runs_since(session, user_id, now - run_queries.WINDOW)
-    if count >= limit_per_minute:
-        retry_after = 1
-        if oldest is not None:
-            retry_after = max(1, math.ceil((oldest + run_queries.WINDOW - now).total_seconds()))
-        raise RateLimited(retry_after)
-    run = await run_queries.start_run(
+    since = now - run_queries.WINDOW
+    run = await run_queries.start_run_under_limit(
         session,
         user_id=user_id,
         conversation_id=conversation_id,
         user_message_id=question_id,
+        since=since,
+        limit=limit_per_minute,
         run_id=run_id,
     )
-    return run.id
+    if run is not None:
+        return run.id
+    # refused: when the window lets the next one in
+    _, oldest = await run_queries.runs_since(session, user_id, since)
+    retry_after = 1
+    if oldest is not None:
+        retry_after = max(1, math.ceil((oldest + run_queries.WINDOW - now).total_seconds()))
+    raise RateLimited(retry_after)
 
 
 @dataclass(frozen=True, slots=True)
