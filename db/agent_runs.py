@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, insert, select, update
+from sqlalchemy import Integer, bindparam, func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import driver
@@ -196,7 +196,11 @@ async def fail_running_runs_of(
     """Marks FAILED the runs of a question still RUNNING; how many there were."""
     result = await session.execute(
         update(AgentRun)
-        .where(AgentRun.user_message_id == user_message_id, AgentRun.status == RunStatus.RUNNING)
+        .where(
+            AgentRun.user_message_id == user_message_id,
+            # the constant in the SQL: the index of running runs applies to any plan
+            AgentRun.status == literal_column(f"'{RunStatus.RUNNING}'"),
+        )
         .values(status=RunStatus.FAILED, error_code=error_code, finished_at=utcnow())
         .execution_options(synchronize_session=False)
     )

@@ -15,7 +15,7 @@ from sqlalchemy.orm import aliased, defer
 from core.errors import NotFound
 from db import driver
 from db.conversations import next_message_seq
-from db.models import Message, MessageRole, MessageStatus, is_listed
+from db.models import Message, MessageRole, MessageStatus, is_listed, is_streaming
 from db.pagination import ListSpec, Page, Window, fetch_page
 from db.types import utcnow
 
@@ -136,7 +136,7 @@ async def active_replies(
         _owned_rows()
         .where(
             Message.conversation_id.in_(conversation_ids),
-            Message.status == MessageStatus.STREAMING,
+            is_streaming(Message.status),
         )
         .order_by(Message.seq),
         {"user_id": user_id},
@@ -150,7 +150,7 @@ _FAIL_STREAMING = driver.Kept(
     update(Message)
     .where(
         Message.conversation_id == bindparam("b_conversation_id"),
-        Message.status == MessageStatus.STREAMING,
+        is_streaming(Message.status),
     )
     .values(status=MessageStatus.FAILED)
 )

@@ -79,6 +79,12 @@ def is_listed(status: Any) -> ColumnElement[bool]:
     )
 
 
+def is_streaming(status: Any) -> ColumnElement[bool]:
+    """`status = 'STREAMING'` with the constant in the SQL, so that every plan, a generic
+    one too, can use the index of replies being written (`ix_messages_streaming`)."""
+    return cast("ColumnElement[bool]", status == literal_column(f"'{MessageStatus.STREAMING}'"))
+
+
 class TaskStatus(enum.StrEnum):
     PENDING = "PENDING"
     COMPLETED = "COMPLETED"
@@ -170,6 +176,14 @@ class Message(Base):
             sqlite_where=text("client_message_id IS NOT NULL"),
         ),
         Index("ix_messages_parent_id", "parent_id"),
+        # the replies being written (a few at any time): found without reading the
+        # conversation's other messages (`is_streaming`)
+        Index(
+            "ix_messages_streaming",
+            "conversation_id",
+            postgresql_where=text("status = 'STREAMING'"),
+            sqlite_where=text("status = 'STREAMING'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -240,6 +254,13 @@ class AgentRun(Base):
     __table_args__ = (
         Index("ix_agent_runs_user_created", "user_id", "created_at"),
         Index("ix_agent_runs_reply_id", "reply_id"),
+        # the runs still running (a few at any time), by question: `fail_running_runs_of`
+        Index(
+            "ix_agent_runs_running",
+            "user_message_id",
+            postgresql_where=text("status = 'RUNNING'"),
+            sqlite_where=text("status = 'RUNNING'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()

@@ -11,9 +11,7 @@ message's user follows from its conversation (extended statistics, migration 000
 from __future__ import annotations
 
 import functools
-import json
 import uuid
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -26,6 +24,7 @@ from db.engine import create_engine, create_session_factory
 from db.pagination import Window
 from db.whole_pages import PageAsk
 from tests.pgtools import asyncpg_dsn
+from tests.plans import rows_read
 
 BIG = 20_000  # messages in the one large conversation
 SMALL_USERS = 500  # each with SMALL_EACH conversations of three messages
@@ -64,42 +63,6 @@ async def _seed(admin: asyncpg.Connection, user_id: uuid.UUID, big: uuid.UUID) -
     return users
 
 
-def _literal(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-async def _rows_read(admin: asyncpg.Connection, sql: str, parameters: Any) -> int:
-    """The rows of `messages` that the statement's generic plan reads, run once."""
-    name = f"plan_{uuid.uuid4().hex[:8]}"
-    await admin.execute(f"PREPARE {name} AS {sql}")
-    try:
-        await admin.execute("SET plan_cache_mode = force_generic_plan")
-        arguments = ", ".join(_literal(value) for value in parameters)
-        explained = await admin.fetchval(
-            f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}({arguments})"
-        )
-    finally:
-        await admin.execute("RESET plan_cache_mode")
-        await admin.execute(f"DEALLOCATE {name}")
-    return _messages_rows(json.loads(explained)[0]["Plan"])
-
-
-def _messages_rows(node: dict[str, Any]) -> int:
-    own = 0
-    if node.get("Relation Name") == "messages" or "messages" in node.get("Index Name", ""):
-        seen = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
-        own = seen * node.get("Actual Loops", 1)
-    return own + sum(_messages_rows(child) for child in node.get("Plans", []))
-
-
 @pytest.mark.parametrize("backend", ["postgres"])
 async def test_a_reused_history_page_plan_reads_the_page_not_the_conversation(
     database_urls: dict[str, str], backend: str
@@ -133,7 +96,7 @@ async def test_a_reused_history_page_plan_reads_the_page_not_the_conversation(
             )
         assert len(captured) >= 3, captured
         for sql, parameters in captured:
-            read = await _rows_read(admin, sql, parameters)
+            read = await rows_read(admin, sql, parameters)
             # the page (and a row or two beside it), not the conversation's 20,000
             assert read <= 10 * PAGE, (read, sql)
     finally:

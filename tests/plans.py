@@ -1,0 +1,60 @@
+"""Reading PostgreSQL's plans in tests: how many rows of a table a statement reads, on
+its generic plan (what a statement reused past five executions may run on) or on the
+plan made for its values."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+
+def literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    if isinstance(value, list):
+        return "ARRAY[" + ", ".join(literal(item) for item in value) + "]"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def rows_read(
+    admin: asyncpg.Connection,
+    sql: str,
+    parameters: Any,
+    table: str = "messages",
+    *,
+    generic: bool = True,
+) -> int:
+    """The rows of `table` that the statement reads, run once (in a transaction rolled
+    back after: a write changes nothing)."""
+    name = f"plan_{uuid.uuid4().hex[:8]}"
+    transaction = admin.transaction()
+    await transaction.start()
+    try:
+        await admin.execute(f"PREPARE {name} AS {sql}")
+        mode = "force_generic_plan" if generic else "force_custom_plan"
+        await admin.execute(f"SET LOCAL plan_cache_mode = {mode}")
+        arguments = ", ".join(literal(value) for value in parameters)
+        call = f"EXECUTE {name}({arguments})" if arguments else f"EXECUTE {name}"
+        explained = await admin.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {call}")
+    finally:
+        await transaction.rollback()
+        await admin.execute(f"DEALLOCATE {name}")
+    return table_rows(json.loads(explained)[0]["Plan"], table)
+
+
+def table_rows(node: dict[str, Any], table: str) -> int:
+    own = 0
+    if node.get("Relation Name") == table or table in node.get("Index Name", ""):
+        seen = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+        own = seen * node.get("Actual Loops", 1)
+    return own + sum(table_rows(child, table) for child in node.get("Plans", []))
