@@ -55,8 +55,16 @@ class TurnUsage:
 
 @dataclass(slots=True)
 class _OpenStep:
-    prompt_chars: int
+    """A model request under way. Its prompt's size is measured only if it is needed (a
+    provider that sends its counts never needs it)."""
+
+    messages: list[ChatMessage]
+    tools: list[ToolSpec]
     received_chars: int = 0
+
+    @property
+    def prompt_chars(self) -> int:
+        return sent_chars(self.messages, self.tools)
 
 
 class UsageMeter:
@@ -72,7 +80,8 @@ class UsageMeter:
         self._open: _OpenStep | None = None
 
     def begin_step(self, messages: list[ChatMessage], tools: list[ToolSpec]) -> None:
-        self._open = _OpenStep(prompt_chars=sent_chars(messages, tools))
+        # a copy of the list: the loop appends this step's reply to the one it sends
+        self._open = _OpenStep(list(messages), tools)
 
     def received(self, text: str) -> None:
         if self._open is not None:
