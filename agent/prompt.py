@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from agent.providers.base import ChatMessage
-from db.models import Message, MessageRole
+from db.models import MessageRole
 
 SYSTEM_PROMPT = """You are taskchat, an assistant that manages the user's to-do list.
 Today is {today}.
@@ -23,7 +24,18 @@ def system_message(today: date) -> ChatMessage:
     return {"role": "system", "content": SYSTEM_PROMPT.format(today=today.isoformat())}
 
 
-def history_messages(history: list[Message]) -> list[ChatMessage]:
+class Spoken(Protocol):
+    """A stored message as the prompt reads it (a `Message`, or a history row)."""
+
+    @property
+    def role(self) -> MessageRole: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def tool_calls(self) -> list[dict[str, Any]] | None: ...
+
+
+def history_messages(history: Sequence[Spoken]) -> list[ChatMessage]:
     """Stored messages as chat messages, oldest first. An assistant reply that used tools
     is replayed as its tool calls, their results, then its text, so the model can
     follow up on what it did. A window that opens on a reply starts at the next

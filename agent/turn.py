@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -33,7 +33,7 @@ from agent.effects import EffectLedger, effects_of
 from agent.events import ReplyDelta, ToolCallCompleted
 from agent.lifecycle import BusyPolicy, ReplyRecorder, StoppableProvider, TurnStopped, turn_lock
 from agent.loop import TurnOutcome, run_turn
-from agent.prompt import history_messages, system_message
+from agent.prompt import Spoken, history_messages, system_message
 from agent.providers.base import ModelProvider
 from agent.tools import ToolRuntime
 from agent.usage import TurnUsage, UsageMeter
@@ -70,7 +70,7 @@ class TurnStart:
 
     run_id: uuid.UUID
     reply: Message
-    history: list[Message]
+    history: Sequence[Spoken]
     earlier: list[Message]
 
 

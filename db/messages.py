@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -161,8 +161,16 @@ async def fail_streaming_replies(session: AsyncSession, conversation_id: uuid.UU
     await driver.execute(session, _FAIL_STREAMING, {"b_conversation_id": conversation_id})
 
 
+class HistoryLine(NamedTuple):
+    """What the model sees of a stored message (its prompt needs no more)."""
+
+    role: MessageRole
+    content: str
+    tool_calls: list[dict[str, Any]] | None
+
+
 _RECENT_HISTORY = driver.Kept(
-    select(*_MESSAGES.columns)
+    select(Message.role, Message.content, Message.tool_calls)
     .where(
         Message.conversation_id == bindparam("b_conversation_id"),
         Message.deleted_at.is_(None),
@@ -176,15 +184,15 @@ _RECENT_HISTORY = driver.Kept(
 
 async def recent_history(
     session: AsyncSession, conversation_id: uuid.UUID, limit: int, up_to_seq: int
-) -> list[Message]:
-    """The newest `limit` live messages up to and including `up_to_seq`, oldest first
-    (rows no session holds: the turn reads them, never changes them)."""
+) -> list[HistoryLine]:
+    """The newest `limit` live messages up to and including `up_to_seq`, oldest first:
+    their role, content and tool calls (plain rows: no instances, no metadata)."""
     rows = await driver.rows(
         session,
         _RECENT_HISTORY,
         {"b_conversation_id": conversation_id, "b_up_to_seq": up_to_seq, "b_limit": limit},
     )
-    return [_MESSAGES(row) for row in reversed(rows)]
+    return [HistoryLine(MessageRole(row[0]), row[1], row[2]) for row in reversed(rows)]
 
 
 async def find_by_client_message_id(

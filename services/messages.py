@@ -163,7 +163,7 @@ async def replies_to(session: AsyncSession, question: Message) -> list[Message]:
 
 async def history(
     session: AsyncSession, conversation_id: uuid.UUID, limit: int, up_to_seq: int
-) -> list[Message]:
+) -> list[message_queries.HistoryLine]:
     return await message_queries.recent_history(session, conversation_id, limit, up_to_seq)
 
 
