@@ -70,6 +70,10 @@ class MessageStatus(enum.StrEnum):
 LISTED_STATUSES = (MessageStatus.COMPLETED, MessageStatus.STOPPED)
 
 
+#: the rows `is_listed` keeps, as the partial index of listed messages states them
+_LISTED_SQL = "deleted_at IS NULL AND status IN ('COMPLETED', 'STOPPED')"
+
+
 def is_listed(status: Any) -> ColumnElement[bool]:
     """`status IN ('COMPLETED', 'STOPPED')` with the constants in the SQL: a bound IN list
     is expanded on every execution (SQLAlchemy's post-compile step), constants once."""
@@ -176,6 +180,17 @@ class Message(Base):
             sqlite_where=text("client_message_id IS NOT NULL"),
         ),
         Index("ix_messages_parent_id", "parent_id"),
+        # the listed messages (finished, not deleted) of a conversation in order, with
+        # their user: a count, the newest message and a history page read them from the
+        # index alone, where they read the table and skipped the rest
+        Index(
+            "ix_messages_listed",
+            "conversation_id",
+            "seq",
+            postgresql_include=["user_id"],
+            postgresql_where=text(_LISTED_SQL),
+            sqlite_where=text(_LISTED_SQL),
+        ),
         # the replies being written (a few at any time): found without reading the
         # conversation's other messages (`is_streaming`)
         Index(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -26,15 +27,10 @@ def literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-async def rows_read(
-    admin: asyncpg.Connection,
-    sql: str,
-    parameters: Any,
-    table: str = "messages",
-    *,
-    generic: bool = True,
-) -> int:
-    """The rows of `table` that the statement reads, run once (in a transaction rolled
+async def plan_of(
+    admin: asyncpg.Connection, sql: str, parameters: Any, *, generic: bool = True
+) -> dict[str, Any]:
+    """The statement's plan as it ran once, with its actual rows (in a transaction rolled
     back after: a write changes nothing)."""
     name = f"plan_{uuid.uuid4().hex[:8]}"
     transaction = admin.transaction()
@@ -49,7 +45,26 @@ async def rows_read(
     finally:
         await transaction.rollback()
         await admin.execute(f"DEALLOCATE {name}")
-    return table_rows(json.loads(explained)[0]["Plan"], table)
+    plan: dict[str, Any] = json.loads(explained)[0]["Plan"]
+    return plan
+
+
+async def rows_read(
+    admin: asyncpg.Connection,
+    sql: str,
+    parameters: Any,
+    table: str = "messages",
+    *,
+    generic: bool = True,
+) -> int:
+    """The rows of `table` that the statement reads, run once."""
+    return table_rows(await plan_of(admin, sql, parameters, generic=generic), table)
+
+
+def nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from nodes(child)
 
 
 def table_rows(node: dict[str, Any], table: str) -> int:

@@ -21,10 +21,11 @@ from sqlalchemy import event
 from db import driver, whole_pages
 from db import messages as message_queries
 from db.engine import create_engine, create_session_factory
+from db.models import ConversationStatus
 from db.pagination import Window
 from db.whole_pages import PageAsk
 from tests.pgtools import asyncpg_dsn
-from tests.plans import rows_read
+from tests.plans import nodes, plan_of, rows_read
 
 BIG = 20_000  # messages in the one large conversation
 SMALL_USERS = 500  # each with SMALL_EACH conversations of three messages
@@ -99,6 +100,61 @@ async def test_a_reused_history_page_plan_reads_the_page_not_the_conversation(
             read = await rows_read(admin, sql, parameters)
             # the page (and a row or two beside it), not the conversation's 20,000
             assert read <= 10 * PAGE, (read, sql)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+        await admin.execute("DELETE FROM users WHERE id = ANY($1::uuid[])", users)
+        await admin.close()
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_counts_and_newest_messages_come_from_the_listed_messages_index(
+    database_urls: dict[str, str], backend: str
+) -> None:
+    """A conversation page's message counts are read from the index alone, and its
+    newest messages off the index of listed ones, with no message row read to be
+    skipped (migration 0006): on either plan."""
+    url = database_urls[backend]
+    engine = create_engine(url, pool_size=1, pre_ping=False)
+    admin = await asyncpg.connect(asyncpg_dsn(url))
+    user_id, big = uuid.uuid4(), uuid.uuid4()
+    users: list[uuid.UUID] = []
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        captured.append((statement, parameters))
+
+    try:
+        users = await _seed(admin, user_id, big)
+        await admin.execute("VACUUM (ANALYZE) messages")  # index-only needs a visibility map
+        event.listen(engine.sync_engine, "before_cursor_execute", capture)
+        async with create_session_factory(engine)() as session:
+            await whole_pages.conversation_page(
+                functools.partial(driver.rows, session),
+                PageAsk(
+                    ("updated_at", "id"),
+                    total=True,
+                    summary=whole_pages.MessageSummary(count=True, last=("content",)),
+                ),
+                user_id,
+                ConversationStatus.ACTIVE,
+                None,
+                Window(limit=20, backward=False),
+            )
+        [(sql, parameters)] = captured
+        for generic in (False, True):
+            plan = await plan_of(admin, sql, parameters, generic=generic)
+            on_messages = [
+                node
+                for node in nodes(plan)
+                if node.get("Relation Name") == "messages" or node.get("Index Name")
+            ]
+            kinds = {(n["Node Type"], n.get("Index Name")) for n in on_messages}
+            assert ("Index Only Scan", "ix_messages_listed") in kinds, kinds
+            assert not any(n.get("Rows Removed by Filter") for n in on_messages), kinds
+            assert all(
+                n.get("Index Name") != "uq_messages_conversation_id_seq" for n in on_messages
+            ), kinds
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", capture)
         await admin.execute("DELETE FROM users WHERE id = ANY($1::uuid[])", users)
