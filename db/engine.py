@@ -23,6 +23,7 @@ from core import jsontext
 from core.database_url import DatabaseUrl, as_database_url
 from core.metrics import DB_POOL_CHECKOUT_SECONDS
 from db.driver import DIRECT
+from db.notify_at_commit import NotifyingConnection
 
 #: execution option asking SQLite for `BEGIN IMMEDIATE` (take the write lock up front)
 SQLITE_WRITE = "taskchat_sqlite_write"
@@ -213,7 +214,11 @@ def _postgres_engine(
 ) -> AsyncEngine:
     return create_async_engine(
         database.url,
-        connect_args=database.sqlalchemy_connect_args(pooled=pooled),
+        connect_args={
+            **database.sqlalchemy_connect_args(pooled=pooled),
+            # a transaction's NOTIFYs go with its COMMIT (db/notify_at_commit.py)
+            "connection_class": NotifyingConnection,
+        },
         poolclass=TimedQueuePool,
         # JSON columns (a message's tool calls and metadata) by orjson
         json_serializer=jsontext.dumps,

@@ -7,7 +7,8 @@ last one they delivered, so a missed or merged notification costs nothing: the n
 holds one flag, not a queue, so a slow consumer cannot make memory grow.
 
 PostgreSQL: one LISTEN connection per instance (not per subscriber), on three channels;
-publishing is a `pg_notify` after the transaction committed. Every payload is one id, so
+a write's announcements are NOTIFYs in its transaction, delivered when it commits (sent
+with the COMMIT itself where they can be: db/notify_at_commit.py). Every payload is one id, so
 an older instance (which listens to `taskchat_messages` only, and parses its payload as
 a conversation id) is never confused by the newer channels. SQLite: in-process only.
 """
@@ -210,9 +211,15 @@ class PostgresBroker(_Channels):
         if not announcements:
             return
         published_at = f"{time.time():.6f}"
+        pairs = [(channel, f"{key}:{published_at}") for channel, key in announcements]
+        # with the COMMIT itself, where the connection can (db/notify_at_commit.py)
+        raw = await (await session.connection()).get_raw_connection()
+        notify_at_commit = getattr(raw.driver_connection, "notify_at_commit", None)
+        if notify_at_commit is not None and notify_at_commit(pairs):
+            return
         params: dict[str, str] = {}
-        for n, (channel, key) in enumerate(announcements):
-            params[f"c{n}"], params[f"p{n}"] = channel, f"{key}:{published_at}"
+        for n, (channel, payload) in enumerate(pairs):
+            params[f"c{n}"], params[f"p{n}"] = channel, payload
         await session.execute(_notify_statement(len(announcements)), params)
 
     async def _notify(self, channel: str, key: uuid.UUID) -> None:
