@@ -15,6 +15,7 @@ from sqlalchemy import (
     bindparam,
     exists,
     func,
+    literal_column,
     select,
     update,
 )
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from db import driver
-from db.models import Conversation, ConversationStatus, Message, User, is_listed
+from db.models import Conversation, ConversationStatus, Message, User, is_listed, is_streaming
 from db.pagination import ListSpec, Page, Window, fetch_page
 from db.types import utcnow
 
@@ -187,8 +188,22 @@ async def next_message_seq(
 _CONVERSATIONS = driver.Loader(Conversation)
 
 
-def _change(position: Any) -> driver.Kept:
-    """The conversation's change: `position` is its new `change_seq`."""
+def _change(position: Any, *, streaming: bool = False) -> driver.Kept:
+    """The conversation's change: `position` is its new `change_seq`. `streaming`: the
+    row comes with whether a reply of the conversation is still STREAMING (read off the
+    index of those: a probe, whatever the conversation's size)."""
+    returned: list[Any] = list(_CONVERSATIONS.columns)
+    if streaming:
+        returned.append(
+            exists(
+                # by the bound id, not correlated: SQLite's RETURNING names columns
+                # unqualified, where `id` would mean the message's
+                select(literal_column("1")).where(
+                    Message.conversation_id == bindparam("b_conversation_id"),
+                    is_streaming(Message.status),
+                )
+            ).label("streaming")
+        )
     return driver.Kept(
         update(Conversation)
         .where(
@@ -201,7 +216,7 @@ def _change(position: Any) -> driver.Kept:
             updated_at=bindparam("b_now"),
             last_seq=Conversation.last_seq + bindparam("b_new_messages", type_=Integer),
         )
-        .returning(*_CONVERSATIONS.columns)
+        .returning(*returned)
     )
 
 
@@ -213,17 +228,23 @@ _TAKE_NEXT_POSITION = (
     .returning(User.last_change_seq)
 )
 
-#: built once (a turn makes two changes). SQLite: the user's next position (its own
-#: statement, `_NEXT_CHANGE_POSITION`) bound in
-_CHANGE_CONVERSATION = _change(bindparam("b_position", type_=Integer))
 #: PostgreSQL: both rows in one statement (one round trip). The users UPDATE runs first:
 #: the SET's subquery needs its row, so the user's row is locked before the
 #: conversation's is (one lock order, as everywhere), and it runs whether or not the
-#: conversation matches (as the statement of its own would)
+#: conversation matches (as the statement of its own would). SQLite: the user's next
+#: position (its own statement, `_NEXT_CHANGE_POSITION`) bound in. Built once each, by
+#: (dialect is PostgreSQL, with the STREAMING flag).
 _NEXT_POSITION = _TAKE_NEXT_POSITION.cte("next_position")
-_CHANGE_CONVERSATION_AT_NEXT_POSITION = _change(
-    select(_NEXT_POSITION.c.last_change_seq).scalar_subquery()
-)
+_CHANGES = {
+    (on_postgres, streaming): _change(
+        select(_NEXT_POSITION.c.last_change_seq).scalar_subquery()
+        if on_postgres
+        else bindparam("b_position", type_=Integer),
+        streaming=streaming,
+    )
+    for on_postgres in (False, True)
+    for streaming in (False, True)
+}
 
 
 async def change_conversation(
@@ -235,6 +256,30 @@ async def change_conversation(
     conversation as it is now (the session's copy too); `None` if it is gone or not the
     user's (re-checked after any lock wait), and nothing is changed then but the user's
     position, which the caller's rollback takes back."""
+    found = await _changed_row(session, user_id, conversation_id, new_messages, streaming=False)
+    return None if found is None else _CONVERSATIONS.refreshed(session, found)
+
+
+async def change_conversation_for_turn(
+    session: AsyncSession, user_id: uuid.UUID, conversation_id: uuid.UUID, *, new_messages: int
+) -> tuple[Conversation, bool] | None:
+    """As `change_conversation`, with whether a reply of an earlier turn is still
+    STREAMING (one that lost its turn), in the same round trip."""
+    found = await _changed_row(session, user_id, conversation_id, new_messages, streaming=True)
+    if found is None:
+        return None
+    *columns, streaming = found
+    return _CONVERSATIONS.refreshed(session, columns), bool(streaming)
+
+
+async def _changed_row(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    new_messages: int,
+    *,
+    streaming: bool,
+) -> Sequence[Any] | None:
     values: dict[str, Any] = {
         "b_conversation_id": conversation_id,
         "b_user_id": user_id,
@@ -242,12 +287,11 @@ async def change_conversation(
         "b_new_messages": new_messages,
     }
     connection = await session.connection()
-    if connection.dialect.name == "postgresql":
-        found = await driver.rows_on(connection, _CHANGE_CONVERSATION_AT_NEXT_POSITION, values)
-    else:
+    on_postgres = connection.dialect.name == "postgresql"
+    if not on_postgres:
         values["b_position"] = await _next_change_position(session, user_id)
-        found = await driver.rows_on(connection, _CHANGE_CONVERSATION, values)
-    return _CONVERSATIONS.refreshed(session, found[0]) if found else None
+    found = await driver.rows_on(connection, _CHANGES[on_postgres, streaming], values)
+    return found[0] if found else None
 
 
 async def soft_delete_conversation(session: AsyncSession, conversation: Conversation) -> None:

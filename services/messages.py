@@ -36,12 +36,14 @@ async def add_exchange(
     in one change of the conversation (`NOT_FOUND` unless it is the user's and live). A
     reply of an earlier turn still STREAMING has lost its turn (the caller holds the turn
     lock): it ends FAILED. The user's row is locked by this (see `record_change`)."""
-    conversation = await conversation_queries.change_conversation(
+    changed = await conversation_queries.change_conversation_for_turn(
         session, user_id, conversation_id, new_messages=2
     )
-    if conversation is None:
+    if changed is None:
         raise NotFound("conversation")
-    await message_queries.fail_streaming_replies(session, conversation_id)
+    conversation, streaming = changed
+    if streaming:
+        await message_queries.fail_streaming_replies(session, conversation_id)
     now = utcnow()
     question = message_queries.new_message(
         conversation_id=conversation_id,

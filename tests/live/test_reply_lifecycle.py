@@ -534,3 +534,60 @@ async def test_stopping_another_users_conversation_is_not_found(
 ) -> None:
     conversation_id = await create_conversation(alice)
     assert await bob.error_code(STOP_REPLY, {"id": conversation_id}) == "NOT_FOUND"
+
+
+async def test_a_reply_whose_turn_died_ends_failed_when_the_next_turn_begins(
+    server: LiveServer, database_urls: dict[str, str], backend: str
+) -> None:
+    """A reply left STREAMING (its instance died mid-turn) lost its turn: the next turn
+    in its conversation ends it FAILED, and the new reply is the active one."""
+    from sqlalchemy import insert, select, update
+
+    from core.ids import expect_global_id
+    from db.engine import create_engine
+    from db.models import Conversation, Message, MessageRole, MessageStatus
+    from db.types import utcnow
+
+    client = server.client(token_for(f"orphan-{uuid.uuid4()}"))
+    sent = await client.data(
+        'mutation { sendMessage(input: {content: "hello"}) { conversation { id } } }'
+    )
+    conversation = sent["sendMessage"]["conversation"]["id"]
+    conversation_id = expect_global_id(conversation, "Conversation")
+    orphan = uuid.uuid4()
+    engine = create_engine(database_urls[backend], pool_size=1)
+    try:
+        async with engine.begin() as connection:
+            # as an instance that died would leave it: the last message, STREAMING
+            seq, user_id = (
+                await connection.execute(
+                    update(Conversation)
+                    .where(Conversation.id == conversation_id)
+                    .values(last_seq=Conversation.last_seq + 1)
+                    .returning(Conversation.last_seq, Conversation.user_id)
+                )
+            ).one()
+            await connection.execute(
+                insert(Message).values(
+                    id=orphan,
+                    conversation_id=conversation_id,
+                    user_id=user_id,
+                    seq=seq,
+                    role=MessageRole.ASSISTANT,
+                    status=MessageStatus.STREAMING,
+                    content="half",
+                    tool_calls=[],
+                    meta={},
+                    created_at=utcnow(),
+                )
+            )
+        await client.data(
+            'mutation($c: ID!) { sendMessage(input: {conversationId: $c, content: "again"})'
+            " { message { id } } }",
+            {"c": conversation},
+        )
+        async with engine.connect() as connection:
+            status = await connection.scalar(select(Message.status).where(Message.id == orphan))
+        assert status == MessageStatus.FAILED
+    finally:
+        await engine.dispose()
