@@ -25,7 +25,8 @@ async def send_message(
         else expect_global_id(conversation_id, "Conversation", field="conversationId")
     )
     user_id = await ctx.user_id()
-    async with ctx.exclusive() as session:
+    # a new conversation needs the user's row; an existing one is found under it
+    async with ctx.exclusive(user_row=row_id is None) as session:
         return await ctx.app.assistant.send_message(
             session, user_id, row_id, content, client_message_id, listener, on_busy
         )

@@ -142,11 +142,15 @@ class Context(BaseContext):
                 yield session
 
     @asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[AsyncSession]:
-        """The session, for a use case that runs several units of work of its own."""
+    async def exclusive(self, *, user_row: bool = True) -> AsyncIterator[AsyncSession]:
+        """The session, for a use case that runs several units of work of its own.
+        `user_row=False`: the use case writes only under a row of the user's it finds
+        first (a turn in an existing conversation: an erased user's conversations are
+        gone with them, so it answers NOT_FOUND and writes nothing), and the check that a
+        user known from the cache still has a row (a round trip) is left out."""
         async with self._session_lock:
             session = await self._end_reads()
-            if self._needs_user_check():
+            if user_row and self._needs_user_check():
                 # a read first: a write transaction here would queue behind any running
                 # turn on SQLite (one writer), a stop request included
                 assert self._user is not None

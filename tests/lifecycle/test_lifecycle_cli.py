@@ -284,7 +284,12 @@ async def test_erase_user_removes_everything_and_a_returning_user_starts_afresh(
         f"erased nothing: no user {subject!r}"
     )
 
-    # the server still knows the user: they come back to an empty account that works
+    # the server still knows the user: a turn in a conversation of theirs from before
+    # finds it gone (and writes nothing), then they come back to an empty account
+    refused = await alice.execute(SEND, {"content": "still there?", "conversationId": first})
+    assert refused["errors"][0]["extensions"]["code"] == "NOT_FOUND", refused
+    for table in ("conversations", "messages", "agent_runs"):
+        assert await count(database, table, "user_id = :id", id=owner) == 0
     assert (await alice.data("{ conversations(first: 5) { totalCount } }"))["conversations"][
         "totalCount"
     ] == 0
