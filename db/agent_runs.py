@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, insert, literal_column, select, update
+from sqlalchemy import Integer, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import driver
-from db.models import AgentRun, RunStatus
+from db.models import AgentRun, RunStatus, status_is
 from db.types import utcnow
 
 _RUNS = driver.Loader(AgentRun)
@@ -199,7 +199,7 @@ async def fail_running_runs_of(
         .where(
             AgentRun.user_message_id == user_message_id,
             # the constant in the SQL: the index of running runs applies to any plan
-            AgentRun.status == literal_column(f"'{RunStatus.RUNNING}'"),
+            status_is(AgentRun.status, RunStatus.RUNNING),
         )
         .values(status=RunStatus.FAILED, error_code=error_code, finished_at=utcnow())
         .execution_options(synchronize_session=False)

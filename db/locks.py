@@ -22,8 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.errors import AgentTimeout
 from db import driver
 
-#: PostgreSQL's SQLSTATE for `lock_timeout` running out
-LOCK_NOT_AVAILABLE = "55P03"
 #: the advisory lock `alembic upgrade` holds for its transaction (alembic/env.py), so
 #: that instances starting at once migrate one after the other ("taskchat" in ASCII)
 MIGRATION_LOCK_KEY = 0x7461736B63686174

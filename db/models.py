@@ -83,10 +83,15 @@ def is_listed(status: Any) -> ColumnElement[bool]:
     )
 
 
+def status_is(status: Any, value: enum.StrEnum) -> ColumnElement[bool]:
+    """`status = '<value>'` with the constant in the SQL, so that every plan, a generic
+    one too, can use a partial index of rows in that status."""
+    return cast("ColumnElement[bool]", status == literal_column(f"'{value.value}'"))
+
+
 def is_streaming(status: Any) -> ColumnElement[bool]:
-    """`status = 'STREAMING'` with the constant in the SQL, so that every plan, a generic
-    one too, can use the index of replies being written (`ix_messages_streaming`)."""
-    return cast("ColumnElement[bool]", status == literal_column(f"'{MessageStatus.STREAMING}'"))
+    """The replies being written: `ix_messages_streaming` serves it on any plan."""
+    return status_is(status, MessageStatus.STREAMING)
 
 
 class TaskStatus(enum.StrEnum):
