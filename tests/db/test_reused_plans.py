@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import pytest
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import driver, whole_pages
 from db import messages as message_queries
@@ -64,27 +68,50 @@ async def _seed(admin: asyncpg.Connection, user_id: uuid.UUID, big: uuid.UUID) -
     return users
 
 
+@dataclass
+class Seeded:
+    """The seeded database: a user with one conversation of `BIG` messages among many
+    small ones, an engine whose statements (after seeding) are `captured`, and an admin
+    connection to read plans with."""
+
+    engine: AsyncEngine
+    admin: asyncpg.Connection
+    user_id: uuid.UUID
+    big: uuid.UUID
+    captured: list[tuple[str, Any]] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def _seeded(url: str) -> AsyncIterator[Seeded]:
+    engine = create_engine(url, pool_size=1, pre_ping=False)
+    admin = await asyncpg.connect(asyncpg_dsn(url))
+    seeded = Seeded(engine, admin, uuid.uuid4(), uuid.uuid4())
+    users: list[uuid.UUID] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seeded.captured.append((statement, parameters))
+
+    try:
+        users = await _seed(admin, seeded.user_id, seeded.big)
+        # a listener sends the statements through SQLAlchemy: the same SQL, seen here
+        event.listen(engine.sync_engine, "before_cursor_execute", capture)
+        yield seeded
+    finally:
+        if event.contains(engine.sync_engine, "before_cursor_execute", capture):
+            event.remove(engine.sync_engine, "before_cursor_execute", capture)
+        await admin.execute("DELETE FROM users WHERE id = ANY($1::uuid[])", users)
+        await admin.close()
+        await engine.dispose()
+
+
 @pytest.mark.parametrize("backend", ["postgres"])
 async def test_a_reused_history_page_plan_reads_the_page_not_the_conversation(
     database_urls: dict[str, str], backend: str
 ) -> None:
-    url = database_urls[backend]
-    engine = create_engine(url, pool_size=1, pre_ping=False)
-    admin = await asyncpg.connect(asyncpg_dsn(url))
-    user_id, big = uuid.uuid4(), uuid.uuid4()
-    users: list[uuid.UUID] = []
-    captured: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "FROM messages" in statement:
-            captured.append((statement, parameters))
-
-    try:
-        users = await _seed(admin, user_id, big)
-        # a listener sends the statements through SQLAlchemy: the same SQL, seen here
-        event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    async with _seeded(database_urls[backend]) as seeded:
+        user_id, big = seeded.user_id, seeded.big
         newest = Window(limit=PAGE, backward=True)
-        async with create_session_factory(engine)() as session:
+        async with create_session_factory(seeded.engine)() as session:
             await message_queries.list_messages(session, user_id, big, newest)  # generic
             await message_queries.recent_history(session, big, PAGE, BIG)  # a turn's
             await whole_pages.conversation_with_messages(  # compiled
@@ -95,16 +122,12 @@ async def test_a_reused_history_page_plan_reads_the_page_not_the_conversation(
                 big,
                 newest,
             )
+        captured = [(sql, values) for sql, values in seeded.captured if "FROM messages" in sql]
         assert len(captured) >= 3, captured
         for sql, parameters in captured:
-            read = await rows_read(admin, sql, parameters)
+            read = await rows_read(seeded.admin, sql, parameters)
             # the page (and a row or two beside it), not the conversation's 20,000
             assert read <= 10 * PAGE, (read, sql)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", capture)
-        await admin.execute("DELETE FROM users WHERE id = ANY($1::uuid[])", users)
-        await admin.close()
-        await engine.dispose()
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
@@ -114,21 +137,10 @@ async def test_counts_and_newest_messages_come_from_the_listed_messages_index(
     """A conversation page's message counts are read from the index alone, and its
     newest messages off the index of listed ones, with no message row read to be
     skipped (migration 0006): on either plan."""
-    url = database_urls[backend]
-    engine = create_engine(url, pool_size=1, pre_ping=False)
-    admin = await asyncpg.connect(asyncpg_dsn(url))
-    user_id, big = uuid.uuid4(), uuid.uuid4()
-    users: list[uuid.UUID] = []
-    captured: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        captured.append((statement, parameters))
-
-    try:
-        users = await _seed(admin, user_id, big)
-        await admin.execute("VACUUM (ANALYZE) messages")  # index-only needs a visibility map
-        event.listen(engine.sync_engine, "before_cursor_execute", capture)
-        async with create_session_factory(engine)() as session:
+    async with _seeded(database_urls[backend]) as seeded:
+        # index-only needs a visibility map
+        await seeded.admin.execute("VACUUM (ANALYZE) messages")
+        async with create_session_factory(seeded.engine)() as session:
             await whole_pages.conversation_page(
                 functools.partial(driver.rows, session),
                 PageAsk(
@@ -136,14 +148,14 @@ async def test_counts_and_newest_messages_come_from_the_listed_messages_index(
                     total=True,
                     summary=whole_pages.MessageSummary(count=True, last=("content",)),
                 ),
-                user_id,
+                seeded.user_id,
                 ConversationStatus.ACTIVE,
                 None,
                 Window(limit=20, backward=False),
             )
-        [(sql, parameters)] = captured
+        [(sql, parameters)] = seeded.captured
         for generic in (False, True):
-            plan = await plan_of(admin, sql, parameters, generic=generic)
+            plan = await plan_of(seeded.admin, sql, parameters, generic=generic)
             on_messages = [
                 node
                 for node in nodes(plan)
@@ -155,8 +167,3 @@ async def test_counts_and_newest_messages_come_from_the_listed_messages_index(
             assert all(
                 n.get("Index Name") != "uq_messages_conversation_id_seq" for n in on_messages
             ), kinds
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", capture)
-        await admin.execute("DELETE FROM users WHERE id = ANY($1::uuid[])", users)
-        await admin.close()
-        await engine.dispose()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.errors import AgentTimeout
 from db.engine import create_engine
@@ -18,6 +22,23 @@ async def test_a_turn_lock_wait_that_runs_out_is_agent_timeout(
     engine = create_engine(database_urls["postgres"], pool_size=2)
     locks = PostgresTurnLocks(engine, wait_seconds=0.2)
     conversation_id = uuid.uuid4()
+    try:
+        async with _held_elsewhere(locks, conversation_id):
+            with pytest.raises(AgentTimeout):
+                async with locks.hold(conversation_id):
+                    pass
+            # another conversation is not blocked by it
+            async with locks.hold(uuid.uuid4()):
+                pass
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def _held_elsewhere(
+    locks: PostgresTurnLocks, conversation_id: uuid.UUID
+) -> AsyncIterator[None]:
+    """The lock, held by another task until the block ends."""
     held = asyncio.Event()
     release = asyncio.Event()
 
@@ -29,23 +50,13 @@ async def test_a_turn_lock_wait_that_runs_out_is_agent_timeout(
     task = asyncio.create_task(holder())
     try:
         await held.wait()
-        with pytest.raises(AgentTimeout):
-            async with locks.hold(conversation_id):
-                pass
-        # another conversation is not blocked by it
-        async with locks.hold(uuid.uuid4()):
-            pass
+        yield
     finally:
         release.set()
         await task
-        await engine.dispose()
 
 
-async def _advisory_locks(engine: object) -> int:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
-    assert isinstance(engine, AsyncEngine)
+async def _advisory_locks(engine: AsyncEngine) -> int:
     async with engine.connect() as connection:
         found = await connection.scalar(
             text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
@@ -106,32 +117,19 @@ async def test_a_hold_cancelled_while_it_waits_leaves_its_connection_clean(
     engine = create_engine(database_urls["postgres"], pool_size=2, max_overflow=0)
     locks = PostgresTurnLocks(engine, wait_seconds=5)
     conversation_id = uuid.uuid4()
-    held = asyncio.Event()
-    release = asyncio.Event()
-
-    async def holder() -> None:
-        async with locks.hold(conversation_id):
-            held.set()
-            await release.wait()
-
-    first = asyncio.create_task(holder())
     try:
-        await held.wait()
-        waiter = asyncio.create_task(_hold_once(locks, conversation_id))
-        await asyncio.sleep(0.2)  # waiting on the server for the lock
-        waiter.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await waiter
-        release.set()
-        await first
+        async with _held_elsewhere(locks, conversation_id):
+            waiter = asyncio.create_task(_hold_once(locks, conversation_id))
+            await asyncio.sleep(0.2)  # waiting on the server for the lock
+            waiter.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
         # both connections of the pool serve holds again, the cancelled one included
         await asyncio.wait_for(
             asyncio.gather(_hold_once(locks, uuid.uuid4()), _hold_once(locks, conversation_id)),
             timeout=5,
         )
     finally:
-        release.set()
-        await first
         await engine.dispose()
 
 
