@@ -19,14 +19,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from agent.events import ReplyDelta, ToolCallCompleted
 from agent.providers.base import ChatMessage, DeltaSink, ModelProvider, ModelReply, ToolSpec
 from core.errors import AgentTimeout, ConversationBusy
 from db.locks import TurnLocks
 from live.broker import Broker
-from services.replies import ReplyEntry, ReplyWriter
+from services.replies import ChunkRow, ReplyEntry, ReplyWriter
 
 #: how often an INTERRUPT asks the running turn again while it waits for the lock
 INTERRUPT_RETRY_SECONDS = 0.05
@@ -124,9 +122,9 @@ class ReplyRecorder:
     async def close(self) -> None:
         await self._writer.close()
 
-    async def close_in(self, session: AsyncSession) -> None:
-        """The stream's last entries go in with `session`'s transaction (the reply's end)."""
-        await self._writer.close_in(session)
+    async def hand_over(self) -> list[ChunkRow]:
+        """The stream's last entries, for the transaction that ends the reply to write."""
+        return await self._writer.hand_over()
 
     async def complete_to(self, content: str) -> None:
         """The stored content is what was streamed; a provider that did not stream (all)

@@ -393,33 +393,32 @@ class Assistant:
                     content=recorder.text, tool_calls=recorder.tool_calls, usage=meter.spent()
                 )
             stored = await work.session()
-            # the stream's last entries commit with the reply's final status
-            await recorder.close_in(stored)
             meta = self._reply_metadata(outcome, run_id, started, replaces)
+            usage = _run_usage(outcome.usage, started)
             if status == MessageStatus.STOPPED:
                 meta["stopped"] = True
-            conversation, ended = await message_service.finish_reply(
+                run = run_service.run_end(
+                    run_id, RunStatus.CANCELLED, "STOPPED", usage=usage, reply_id=start.reply.id
+                )
+            else:
+                run = run_service.run_end(
+                    run_id, RunStatus.COMPLETED, usage=usage, reply_id=start.reply.id
+                )
+            conversation, ended = await message_service.end_turn_reply(
                 stored,
                 start.reply,
                 status,
                 outcome.content,
                 outcome.tool_calls,
                 meta,
+                run,
+                # the stream's last entries commit with the reply's final status
+                chunks=await recorder.hand_over(),
                 replaces=replaces,
             )
-            assert conversation is not None  # a reply that ends listed changes it
             await provenance_service.record_effects(
                 stored, user_id, ended.id, effects_of(outcome.tool_calls)
             )
-            usage = _run_usage(outcome.usage, started)
-            if status == MessageStatus.STOPPED:
-                await run_service.finish_run(
-                    stored, run_id, RunStatus.CANCELLED, "STOPPED", usage=usage, reply_id=ended.id
-                )
-            else:
-                await run_service.finish_run(
-                    stored, run_id, RunStatus.COMPLETED, usage=usage, reply_id=ended.id
-                )
             await self._broker.publish_on_commit(
                 stored,
                 [reply_changed(ended.id), *conversation_service.changed(conversation.id, user_id)],

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, insert, select, update
+from sqlalchemy import Integer, Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import driver
@@ -96,59 +96,74 @@ async def start_run_under_limit(
     return run if inserted else None
 
 
-def _unless_given(column: Any) -> Any:
+def _unless_given(column: Any, prefix: str) -> Any:
     """The column's new value: its bind's, or the value it has when the bind is NULL."""
-    return func.coalesce(driver.bound(column), column)
+    return func.coalesce(driver.bound(column, prefix), column)
 
 
-_FINISH_RUN = driver.Kept(
-    update(AgentRun)
-    .where(AgentRun.id == bindparam("b_id"))
-    .values(
-        status=driver.bound(AgentRun.status),
-        error_code=driver.bound(AgentRun.error_code),
-        finished_at=driver.bound(AgentRun.finished_at),
-        reply_id=_unless_given(AgentRun.reply_id),
-        latency_ms=_unless_given(AgentRun.latency_ms),
-        model=_unless_given(AgentRun.model),
-        prompt_tokens=_unless_given(AgentRun.prompt_tokens),
-        completion_tokens=_unless_given(AgentRun.completion_tokens),
-        usage_estimated=_unless_given(AgentRun.usage_estimated),
+def finish_run_statement(prefix: str = "b_") -> Update:
+    """A run's end (what `finish_run` sends): binds named `<prefix><column>`, the run's
+    id `<prefix>id`; `run_end_values` gives them."""
+    return (
+        update(AgentRun)
+        .where(AgentRun.id == bindparam(f"{prefix}id"))
+        .values(
+            status=driver.bound(AgentRun.status, prefix),
+            error_code=driver.bound(AgentRun.error_code, prefix),
+            finished_at=driver.bound(AgentRun.finished_at, prefix),
+            reply_id=_unless_given(AgentRun.reply_id, prefix),
+            latency_ms=_unless_given(AgentRun.latency_ms, prefix),
+            model=_unless_given(AgentRun.model, prefix),
+            prompt_tokens=_unless_given(AgentRun.prompt_tokens, prefix),
+            completion_tokens=_unless_given(AgentRun.completion_tokens, prefix),
+            usage_estimated=_unless_given(AgentRun.usage_estimated, prefix),
+        )
     )
-)
+
+
+_FINISH_RUN = driver.Kept(finish_run_statement())
 
 #: what `spent` may set
 _SPENT = ("model", "prompt_tokens", "completion_tokens", "usage_estimated")
 
 
-async def finish_run(
-    session: AsyncSession,
-    run_id: uuid.UUID,
-    status: RunStatus,
-    error_code: str | None = None,
-    *,
-    reply_id: uuid.UUID | None = None,
-    latency_ms: int | None = None,
-    spent: dict[str, Any] | None = None,
-) -> None:
-    """Marks the run (one UPDATE, the same statement every time); `spent` sets its usage
-    columns (model, prompt_tokens, completion_tokens, usage_estimated). A column given
-    no value (None) keeps the one it has."""
-    spent = spent or {}
-    unknown = set(spent) - set(_SPENT)
-    if unknown:
-        raise ValueError(f"not usage columns: {sorted(unknown)}")
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """How a run ends: its status and error code, the reply it gave, its latency and
+    what it spent (model, prompt_tokens, completion_tokens, usage_estimated). A column
+    given no value (None) keeps the one it has."""
+
+    run_id: uuid.UUID
+    status: RunStatus
+    error_code: str | None = None
+    reply_id: uuid.UUID | None = None
+    latency_ms: int | None = None
+    spent: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.spent) - set(_SPENT)
+        if unknown:
+            raise ValueError(f"not usage columns: {sorted(unknown)}")
+
+
+def run_end_values(end: RunEnd, prefix: str = "b_") -> dict[str, Any]:
+    """The binds of `finish_run_statement(prefix)` for `end`."""
     values: dict[str, Any] = {
-        "b_id": run_id,
-        "b_status": status,
-        "b_error_code": error_code,
-        "b_finished_at": utcnow(),
-        "b_reply_id": reply_id,
-        "b_latency_ms": latency_ms,
+        f"{prefix}id": end.run_id,
+        f"{prefix}status": end.status,
+        f"{prefix}error_code": end.error_code,
+        f"{prefix}finished_at": utcnow(),
+        f"{prefix}reply_id": end.reply_id,
+        f"{prefix}latency_ms": end.latency_ms,
     }
     for key in _SPENT:
-        values[f"b_{key}"] = spent.get(key)
-    await driver.execute(session, _FINISH_RUN, values)
+        values[f"{prefix}{key}"] = end.spent.get(key)
+    return values
+
+
+async def finish_run(session: AsyncSession, end: RunEnd) -> None:
+    """Marks the run: one UPDATE, the same statement every time."""
+    await driver.execute(session, _FINISH_RUN, run_end_values(end))
 
 
 @dataclass(frozen=True, slots=True)

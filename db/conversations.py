@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Update,
     bindparam,
     exists,
     func,
@@ -272,6 +273,31 @@ async def change_conversation_for_turn(
     return _CONVERSATIONS.refreshed(session, columns), bool(streaming)
 
 
+def change_on_postgres() -> Update:
+    """The change of `change_conversation` as PostgreSQL runs it (the user's position
+    taken in it), for a statement that holds it: `change_values` are its binds, its
+    rows are the conversation's columns (`refreshed_conversation`)."""
+    statement = _CHANGES[True, False].statement
+    assert isinstance(statement, Update)
+    return statement
+
+
+def change_values(
+    user_id: uuid.UUID, conversation_id: uuid.UUID, new_messages: int = 0
+) -> dict[str, Any]:
+    return {
+        "b_conversation_id": conversation_id,
+        "b_user_id": user_id,
+        "b_now": utcnow(),
+        "b_new_messages": new_messages,
+    }
+
+
+def refreshed_conversation(session: AsyncSession, row: Sequence[Any]) -> Conversation:
+    """A conversation row (its columns in the table's order) as the session's instance."""
+    return _CONVERSATIONS.refreshed(session, row)
+
+
 async def _changed_row(
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -280,12 +306,7 @@ async def _changed_row(
     *,
     streaming: bool,
 ) -> Sequence[Any] | None:
-    values: dict[str, Any] = {
-        "b_conversation_id": conversation_id,
-        "b_user_id": user_id,
-        "b_now": utcnow(),
-        "b_new_messages": new_messages,
-    }
+    values = change_values(user_id, conversation_id, new_messages)
     connection = await session.connection()
     on_postgres = connection.dialect.name == "postgresql"
     if not on_postgres:

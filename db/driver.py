@@ -346,10 +346,11 @@ async def execute_many(session: AsyncSession, kept: Kept, many: Sequence[dict[st
     await connection.execute(kept.statement, list(many))
 
 
-def bound(column: Any) -> Any:
+def bound(column: Any, prefix: str = "b_") -> Any:
     """A bind parameter for `column`'s new value: named `b_<key>` (a bind named as its
-    column clashes with the column in an INSERT or UPDATE), typed as the column."""
-    return bindparam(f"b_{column.key}", type_=column.type)
+    column clashes with the column in an INSERT or UPDATE), typed as the column. Another
+    `prefix` keeps two statements' binds apart when one statement holds both."""
+    return bindparam(f"{prefix}{column.key}", type_=column.type)
 
 
 class Loader(Generic[_Model]):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Select, Update, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, defer
 
@@ -309,17 +309,47 @@ async def add_message(
     return message
 
 
-_FINISH_REPLY = driver.Kept(
-    update(Message)
-    .where(Message.id == bindparam("b_id"))
-    .values(
-        status=driver.bound(Message.status),
-        content=driver.bound(Message.content),
-        tool_calls=driver.bound(Message.tool_calls),
-        meta=driver.bound(Message.meta),
+def finish_reply_statement(prefix: str = "b_", *, where: Any = None) -> Update:
+    """A reply's end (what `finish_reply` sends): binds named `<prefix><column>`, the
+    reply's id `<prefix>id`; `where`, a further condition."""
+    return (
+        update(Message)
+        .where(Message.id == bindparam(f"{prefix}id"), *(() if where is None else (where,)))
+        .values(
+            status=driver.bound(Message.status, prefix),
+            content=driver.bound(Message.content, prefix),
+            tool_calls=driver.bound(Message.tool_calls, prefix),
+            meta=driver.bound(Message.meta, prefix),
+        )
+        .returning(*_MESSAGES.columns)
     )
-    .returning(*_MESSAGES.columns)
-)
+
+
+def finish_reply_values(
+    reply: Message,
+    status: MessageStatus,
+    content: str,
+    tool_calls: list[dict[str, Any]],
+    meta: dict[str, Any],
+    prefix: str = "b_",
+) -> dict[str, Any]:
+    """The binds of `finish_reply_statement(prefix)`: `reply`'s metadata kept, extended
+    by `meta`."""
+    return {
+        f"{prefix}id": reply.id,
+        f"{prefix}status": status,
+        f"{prefix}content": content,
+        f"{prefix}tool_calls": tool_calls,
+        f"{prefix}meta": {**(reply.meta or {}), **meta},
+    }
+
+
+def refreshed_message(session: AsyncSession, row: Sequence[Any]) -> Message:
+    """A message row (its columns in the table's order) as the session's instance."""
+    return _MESSAGES.refreshed(session, row)
+
+
+_FINISH_REPLY = driver.Kept(finish_reply_statement())
 
 
 async def finish_reply(
@@ -335,15 +365,7 @@ async def finish_reply(
     (its metadata is kept and extended). One UPDATE; the reply as it is now (the
     session's copy too, if it holds one)."""
     row = await driver.first(
-        session,
-        _FINISH_REPLY,
-        {
-            "b_id": reply.id,
-            "b_status": status,
-            "b_content": content,
-            "b_tool_calls": tool_calls,
-            "b_meta": {**(reply.meta or {}), **meta},
-        },
+        session, _FINISH_REPLY, finish_reply_values(reply, status, content, tool_calls, meta)
     )
     if row is None:
         raise NotFound("message")

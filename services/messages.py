@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import BadUserInput, NotFound
 from db import conversations as conversation_queries
 from db import messages as message_queries
+from db import reply_end as reply_end_queries
+from db.agent_runs import RunEnd
 from db.models import Conversation, Message, MessageRole, MessageStatus
+from db.reply_chunks import ChunkRow
+from db.reply_end import ReplyEnd
 from db.types import utcnow
 
 
@@ -113,6 +118,36 @@ async def finish_reply(
         session, reply, status=status, content=content, tool_calls=tool_calls, meta=meta
     )
     return conversation, ended
+
+
+async def end_turn_reply(
+    session: AsyncSession,
+    reply: Message,
+    status: MessageStatus,
+    content: str,
+    tool_calls: list[dict[str, Any]],
+    meta: dict[str, Any],
+    run: RunEnd,
+    *,
+    chunks: Sequence[ChunkRow] = (),
+    replaces: Message | None = None,
+) -> tuple[Conversation, Message]:
+    """A turn's reply ends (COMPLETED or STOPPED) with its run and the last entries of
+    its stream, as `finish_reply` ends a reply: the conversation's change and the reply
+    it replaces retired (one statement on PostgreSQL: `db.reply_end`). `NOT_FOUND` if
+    the conversation was deleted while the turn ran: nothing stays."""
+    assert status != MessageStatus.FAILED, "a failed turn's reply ends with fail_reply"
+    end = ReplyEnd(
+        reply,
+        status,
+        content,
+        tool_calls,
+        meta,
+        run,
+        replaces=None if replaces is None else replaces.id,
+        chunks=chunks,
+    )
+    return await reply_end_queries.end_reply(session, end)
 
 
 async def fail_reply(

@@ -32,6 +32,7 @@ from core.logging import get_logger
 from db import messages as message_queries
 from db import reply_chunks as chunk_queries
 from db.models import Message, MessageRole, MessageStatus
+from db.reply_chunks import ChunkRow as ChunkRow  # a writer hands its rest over as these
 from live.broker import REPLY_CHANNEL, Broker
 
 log = get_logger("taskchat.replies")
@@ -86,11 +87,11 @@ class ReplyWriter(Protocol):
         """Everything added is stored (and announced) when this returns."""
         ...
 
-    async def close_in(self, session: AsyncSession) -> None:
-        """Like `close`, but what is still unwritten goes in with `session`'s transaction:
-        the one that ends the reply (and announces it, `reply_changed`), so the last
-        entries and the final status commit together. Should that transaction roll back,
-        `close` writes them on its own."""
+    async def hand_over(self) -> list[ChunkRow]:
+        """Like `close`, but what is still unwritten is returned, for the transaction
+        that ends the reply (and announces it, `reply_changed`) to write, so the last
+        entries and the final status commit together (`db.reply_end`). Should that
+        transaction roll back, `close` writes them on its own."""
         ...
 
 
@@ -119,8 +120,9 @@ class _MemoryWriter:
         streams, message_id = self._journal._streams, self._message_id
         asyncio.get_running_loop().call_later(RETAIN_SECONDS, lambda: streams.pop(message_id, None))
 
-    async def close_in(self, session: AsyncSession) -> None:
-        await self.close()
+    async def hand_over(self) -> list[ChunkRow]:
+        await self.close()  # kept in memory: nothing left to write
+        return []
 
 
 class MemoryJournal:
@@ -192,14 +194,14 @@ class _TableWriter:
         self._pending, self._in_transaction = self._in_transaction + self._pending, []
         await asyncio.shield(self._flush())
 
-    async def close_in(self, session: AsyncSession) -> None:
+    async def hand_over(self) -> list[ChunkRow]:
         await self._stop_flushing()
         batch, self._pending = self._pending, []
         self._in_transaction += batch
-        await chunk_queries.add_chunks(session, self._message_id, _chunk_rows(batch))
         stats = self._journal.stats
         stats.batches += 1 if batch else 0
         stats.entries += len(batch)
+        return _chunk_rows(batch)
 
 
 class TableJournal:
@@ -232,7 +234,7 @@ class TableJournal:
             sequence = rows[-1].sequence
 
 
-def _chunk_rows(batch: list[ReplyEntry]) -> list[chunk_queries.ChunkRow]:
+def _chunk_rows(batch: list[ReplyEntry]) -> list[ChunkRow]:
     return [(entry.sequence, entry.offset, entry.text, entry.tool_call) for entry in batch]
 
 

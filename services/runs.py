@@ -6,6 +6,7 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,6 +68,33 @@ class RunUsage:
     spent: bool = True
 
 
+def run_end(
+    run_id: uuid.UUID,
+    status: RunStatus,
+    error_code: str | None = None,
+    *,
+    usage: RunUsage | None = None,
+    reply_id: uuid.UUID | None = None,
+) -> run_queries.RunEnd:
+    """How the run ends, as its record keeps it (see `finish_run`)."""
+    spent: dict[str, Any] = {}
+    if usage is not None and usage.spent:
+        spent = {
+            "model": usage.model,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "usage_estimated": usage.estimated,
+        }
+    return run_queries.RunEnd(
+        run_id,
+        status,
+        error_code,
+        reply_id=reply_id,
+        latency_ms=usage.latency_ms if usage is not None else None,
+        spent=spent,
+    )
+
+
 async def finish_run(
     session: AsyncSession,
     run_id: uuid.UUID,
@@ -76,22 +104,8 @@ async def finish_run(
     usage: RunUsage | None = None,
     reply_id: uuid.UUID | None = None,
 ) -> None:
-    spent = None
-    if usage is not None and usage.spent:
-        spent = {
-            "model": usage.model,
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "usage_estimated": usage.estimated,
-        }
     await run_queries.finish_run(
-        session,
-        run_id,
-        status,
-        error_code,
-        reply_id=reply_id,
-        latency_ms=usage.latency_ms if usage is not None else None,
-        spent=spent,
+        session, run_end(run_id, status, error_code, usage=usage, reply_id=reply_id)
     )
 
 

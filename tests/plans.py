@@ -28,14 +28,22 @@ def literal(value: Any) -> str:
 
 
 async def plan_of(
-    admin: asyncpg.Connection, sql: str, parameters: Any, *, generic: bool = True
+    admin: asyncpg.Connection,
+    sql: str,
+    parameters: Any,
+    *,
+    generic: bool = True,
+    setup: str = "",
 ) -> dict[str, Any]:
     """The statement's plan as it ran once, with its actual rows (in a transaction rolled
-    back after: a write changes nothing)."""
+    back after: a write changes nothing). `setup` runs first in that transaction (rows a
+    write would otherwise find there already, deleted)."""
     name = f"plan_{uuid.uuid4().hex[:8]}"
     transaction = admin.transaction()
     await transaction.start()
     try:
+        if setup:
+            await admin.execute(setup)
         await admin.execute(f"PREPARE {name} AS {sql}")
         mode = "force_generic_plan" if generic else "force_custom_plan"
         await admin.execute(f"SET LOCAL plan_cache_mode = {mode}")
@@ -56,9 +64,11 @@ async def rows_read(
     table: str = "messages",
     *,
     generic: bool = True,
+    setup: str = "",
 ) -> int:
     """The rows of `table` that the statement reads, run once."""
-    return table_rows(await plan_of(admin, sql, parameters, generic=generic), table)
+    plan = await plan_of(admin, sql, parameters, generic=generic, setup=setup)
+    return table_rows(plan, table)
 
 
 def nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -15,6 +15,7 @@ from db import messages as message_queries
 from db import users as user_queries
 from db.engine import create_engine, create_session_factory
 from db.models import Message, MessageRole, MessageStatus
+from db.reply_chunks import add_chunks
 from services.replies import FLUSH_SECONDS, ReplyEntry, TableJournal
 
 DELTAS = 1000
@@ -86,7 +87,7 @@ async def test_the_last_entries_go_with_the_transaction_that_ends_the_reply(
             await writer.add(ReplyEntry(sequence, sequence - 1, "x"))
         async with sessions() as session:
             await session.begin()
-            await writer.close_in(session)
+            await add_chunks(session, reply.id, await writer.hand_over())
             # not stored until that transaction commits
             assert await journal.entries_after(reply.id, 0) == []
             if ending == "committed":
