@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -66,7 +67,11 @@ async def _turn(sessions: async_sessionmaker[AsyncSession]) -> Turn:
             role=MessageRole.USER,
             content="list my tasks",
         )
-        common = {"conversation_id": conversation.id, "user_id": user.id, "parent_id": question.id}
+        common: dict[str, Any] = {
+            "conversation_id": conversation.id,
+            "user_id": user.id,
+            "parent_id": question.id,
+        }
         earlier = await message_queries.add_message(
             session, role=MessageRole.ASSISTANT, content="first answer", **common
         )
