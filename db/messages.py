@@ -8,14 +8,34 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, Update, bindparam, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Update,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, defer
 
 from core.errors import NotFound
+from db import conversations as conversation_queries
 from db import driver
 from db.conversations import next_message_seq
-from db.models import Message, MessageRole, MessageStatus, is_listed, is_streaming
+from db.models import (
+    Conversation,
+    Message,
+    MessageRole,
+    MessageStatus,
+    is_listed,
+    is_streaming,
+)
 from db.pagination import ListSpec, Page, Window, fetch_page
 from db.types import utcnow
 
@@ -275,6 +295,70 @@ async def store_messages(session: AsyncSession, *messages: Message) -> None:
         _STORE,
         [_MESSAGES.values_of(message) for message in messages],
     )
+
+
+def _store_exchange() -> driver.Kept:
+    """PostgreSQL: a turn's change of its conversation (two message positions claimed),
+    its replies still STREAMING (lost by an earlier turn) ended FAILED, and its question
+    and reply stored at the two positions, in one statement. The messages wait for the
+    change (they read its row): the user's row is locked first, then the conversation's,
+    as by every writer. The FAILED update reads the statement's snapshot, where the new
+    reply is not yet."""
+    changed = conversation_queries.change_on_postgres().cte("changed")
+    lost = (
+        update(Message)
+        .where(
+            Message.conversation_id == bindparam("b_conversation_id"),
+            is_streaming(Message.status),
+            exists(select(literal_column("1")).select_from(changed)),
+        )
+        .values(status=MessageStatus.FAILED)
+        .cte("lost")
+    )
+
+    def at(prefix: str, before_last: int) -> Select[Any]:
+        return select(
+            *(
+                changed.c.last_seq - before_last
+                if column.key == "seq"
+                else driver.bound(column, prefix)
+                for column in _MESSAGES.columns
+            )
+        ).select_from(changed)
+
+    stored = (
+        insert(Message)
+        .from_select(
+            [column.key for column in _MESSAGES.columns], union_all(at("q_", 1), at("r_", 0))
+        )
+        .cte("stored")
+    )
+    return driver.Kept(select(changed).add_cte(lost, stored))
+
+
+_STORE_EXCHANGE = _store_exchange()
+
+
+async def store_exchange(
+    session: AsyncSession, question: Message, reply: Message
+) -> Conversation | None:
+    """PostgreSQL: as `add_exchange` does it in three statements, in one (see
+    `_store_exchange`); `question` and `reply` (made by `new_message`, of one
+    conversation and user) get their positions. The conversation as it is now; `None`
+    if it is gone or not the user's, and nothing is written then."""
+    values = conversation_queries.change_values(
+        question.user_id, question.conversation_id, new_messages=2
+    )
+    for prefix, message in (("q_", question), ("r_", reply)):
+        values.update(
+            (prefix + key[2:], value) for key, value in _MESSAGES.values_of(message).items()
+        )
+    row = await driver.first(session, _STORE_EXCHANGE, values)
+    if row is None:
+        return None
+    conversation = conversation_queries.refreshed_conversation(session, row)
+    question.seq, reply.seq = conversation.last_seq - 1, conversation.last_seq
+    return conversation
 
 
 async def add_message(

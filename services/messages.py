@@ -40,20 +40,14 @@ async def add_exchange(
     """The user's question and the reply that answers it, STREAMING (empty) from now on,
     in one change of the conversation (`NOT_FOUND` unless it is the user's and live). A
     reply of an earlier turn still STREAMING has lost its turn (the caller holds the turn
-    lock): it ends FAILED. The user's row is locked by this (see `record_change`)."""
-    changed = await conversation_queries.change_conversation_for_turn(
-        session, user_id, conversation_id, new_messages=2
-    )
-    if changed is None:
-        raise NotFound("conversation")
-    conversation, streaming = changed
-    if streaming:
-        await message_queries.fail_streaming_replies(session, conversation_id)
+    lock): it ends FAILED. The user's row is locked by this (see `record_change`). One
+    statement on PostgreSQL (`db.messages.store_exchange`), two or three on SQLite."""
     now = utcnow()
+    # positions given below, once the conversation's change has claimed them
     question = message_queries.new_message(
         conversation_id=conversation_id,
         user_id=user_id,
-        seq=conversation.last_seq - 1,
+        seq=0,
         role=MessageRole.USER,
         content=content,
         created_at=now,
@@ -62,7 +56,7 @@ async def add_exchange(
     reply = message_queries.new_message(
         conversation_id=conversation_id,
         user_id=user_id,
-        seq=conversation.last_seq,
+        seq=0,
         role=MessageRole.ASSISTANT,
         content="",
         created_at=now,
@@ -70,6 +64,21 @@ async def add_exchange(
         meta=reply_meta,
         status=MessageStatus.STREAMING,
     )
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        stored = await message_queries.store_exchange(session, question, reply)
+        if stored is None:
+            raise NotFound("conversation")
+        return Exchange(stored, question, reply)
+    changed = await conversation_queries.change_conversation_for_turn(
+        session, user_id, conversation_id, new_messages=2
+    )
+    if changed is None:
+        raise NotFound("conversation")
+    conversation, streaming = changed
+    if streaming:
+        await message_queries.fail_streaming_replies(session, conversation_id)
+    question.seq, reply.seq = conversation.last_seq - 1, conversation.last_seq
     await message_queries.store_messages(session, question, reply)
     return Exchange(conversation, question, reply)
 
