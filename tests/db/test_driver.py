@@ -275,3 +275,27 @@ async def test_observed_lone_reads_go_through_sqlalchemy(engine: AsyncEngine) ->
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", observe)
     assert sum("FROM users" in sql for sql in seen) == 1
+
+
+async def test_statements_find_the_connection_their_transaction_holds(
+    engine: AsyncEngine, backend: str
+) -> None:
+    """`held_connection`: none before the transaction has one, the session's own after
+    (a used savepoint's too), none once it ended; a statement run through it is in the
+    transaction (rolled back with it)."""
+    factory = create_session_factory(engine)
+    user_id = uuid.uuid4()
+    async with factory() as session:
+        assert driver.held_connection(session) is None
+        async with write_transaction(session):
+            own = (await session.connection()).sync_connection
+            assert driver.held_connection(session) is own
+            async with session.begin_nested():
+                # a savepoint holds its connection once it is used (its first statement)
+                await driver.execute(session, _INSERT, _values(user_id))
+                assert driver.held_connection(session) is own
+            assert await driver.scalar(session, _BUMP, {"b_id": user_id}) == 8
+            await session.rollback()
+        assert driver.held_connection(session) is None
+        async with write_transaction(session):
+            assert await driver.first(session, _BY_ID, {"b_id": user_id}) is None
