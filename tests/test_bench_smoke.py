@@ -76,3 +76,19 @@ def test_bench_smoke_produces_every_figure(tmp_path: Path) -> None:
     assert len(measured) == 12, budgets
     for heading in ("Machine", "Ratios", "How it is measured"):
         assert f"## {heading}\n" in text
+
+
+def test_the_executor_floor_prints_both_figures() -> None:
+    """bench/executor_floor.py runs S1's selection through Strawberry and graphql-core
+    alone (values in memory) and prints a CPU figure for each."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.executor_floor", "--pages", "20"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lines = [line for line in done.stdout.splitlines() if "µs CPU a page" in line]
+    assert [line.split(":")[0].split()[0] for line in lines] == ["Strawberry", "graphql-core"]
+    assert all(float(line.split(":")[1].split()[0].replace(",", "")) > 0 for line in lines)
