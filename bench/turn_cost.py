@@ -2,7 +2,7 @@
 transactions and CPU per `sendMessage`, with the statements of one turn listed.
 
     python -m bench.turn_cost --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/NAME
-        [--turns 50] [--concurrency 1] [--profile]
+        [--turns 50] [--concurrency 1] [--profile [--profile-out FILE]]
 
 The database NAME is created for the run and dropped after it (SQLite: a temporary file).
 Two servers of the real app (`main.create_app`) run in this process, on real uvicorn:
@@ -290,7 +290,9 @@ async def count_phase(database_url: str, turns: int) -> None:
     )
 
 
-async def time_phase(database_url: str, turns: int, concurrency: int, profile: bool) -> None:
+async def time_phase(
+    database_url: str, turns: int, concurrency: int, profile: bool, profile_out: str | None
+) -> None:
     settings = settings_for(database_url)
     async with serving(settings) as base:
         pairs = await seed_users(base, settings, concurrency)
@@ -314,6 +316,8 @@ async def time_phase(database_url: str, turns: int, concurrency: int, profile: b
         + (" [under cProfile: inflated]" if profile else "")
     )
     if profiler is not None:
+        if profile_out:
+            profiler.dump_stats(profile_out)  # for pstats: callers, callees
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out)
         stats.sort_stats("tottime").print_stats(40)
@@ -350,7 +354,7 @@ async def main(args: argparse.Namespace) -> None:
     async with scratch_database(args.database_url) as url:
         await asyncio.to_thread(run_migrations, url)
         await count_phase(url, args.turns)
-        await time_phase(url, args.turns, args.concurrency, args.profile)
+        await time_phase(url, args.turns, args.concurrency, args.profile, args.profile_out)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -359,6 +363,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile-out", help="with --profile: the cProfile stats to this file")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 

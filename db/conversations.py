@@ -307,11 +307,10 @@ async def _changed_row(
     streaming: bool,
 ) -> Sequence[Any] | None:
     values = change_values(user_id, conversation_id, new_messages)
-    connection = await session.connection()
-    on_postgres = connection.dialect.name == "postgresql"
+    on_postgres = session.get_bind().dialect.name == "postgresql"
     if not on_postgres:
         values["b_position"] = await _next_change_position(session, user_id)
-    found = await driver.rows_on(connection, _CHANGES[on_postgres, streaming], values)
+    found = await driver.rows(session, _CHANGES[on_postgres, streaming], values)
     return found[0] if found else None
 
 

@@ -115,8 +115,7 @@ async def end_reply(session: AsyncSession, end: ReplyEnd) -> tuple[Conversation,
     """The conversation as the reply's end left it, and the reply. `NOT_FOUND` if the
     conversation was deleted meanwhile (or the reply): nothing is written then, but
     what the caller's rollback takes back."""
-    connection = await session.connection()
-    if connection.dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
         return await _end_one_by_one(session, end)
     sequences, offsets, texts, calls = (
         (list(column) for column in zip(*end.chunks, strict=True))

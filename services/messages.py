@@ -64,8 +64,7 @@ async def add_exchange(
         meta=reply_meta,
         status=MessageStatus.STREAMING,
     )
-    connection = await session.connection()
-    if connection.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         stored = await message_queries.store_exchange(session, question, reply)
         if stored is None:
             raise NotFound("conversation")
