@@ -478,9 +478,11 @@ async def get_message(session: AsyncSession, message_id: uuid.UUID) -> Message |
     return await session.get(Message, message_id, populate_existing=True)
 
 
-async def soft_delete_message(session: AsyncSession, message_id: uuid.UUID) -> None:
+async def soft_delete_message(
+    session: AsyncSession, message_id: uuid.UUID, at: datetime | None = None
+) -> None:
     await session.execute(
-        update(Message).where(Message.id == message_id).values(deleted_at=utcnow())
+        update(Message).where(Message.id == message_id).values(deleted_at=at or utcnow())
     )
 
 

@@ -4,17 +4,18 @@ the reply's final state, the reply it replaces retired (a regeneration), its run
 and the last entries of its stream.
 
 On PostgreSQL that is one statement (one round trip, where it took four): each part a
-data-modifying CTE, run in the order of the rows they lock everywhere else (the user's,
-the conversation's, then the messages', each part waits for the one before: it reads
-that part's rows) and only when the conversation is still there. On SQLite (whose
+data-modifying CTE that runs only when the conversation is still there, waiting for the
+part before it (it reads that part's rows), so its rows lock in this order: the user's
+and the conversation's first (as every writer of a conversation takes them), then the
+reply's, the run's, the stream entries' and the replaced reply's. On SQLite (whose
 stream is kept in memory: no entries to write), the same parts one statement each.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -32,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core import jsontext
 from core.errors import NotFound
@@ -56,7 +58,7 @@ class ReplyEnd:
     tool_calls: list[dict[str, Any]]
     meta: dict[str, Any]
     run: run_queries.RunEnd
-    replaces: uuid.UUID | None = None
+    replaces: Message | None = None
     chunks: Sequence[ChunkRow] = field(default_factory=tuple)
 
 
@@ -115,8 +117,19 @@ async def end_reply(session: AsyncSession, end: ReplyEnd) -> tuple[Conversation,
     """The conversation as the reply's end left it, and the reply. `NOT_FOUND` if the
     conversation was deleted meanwhile (or the reply): nothing is written then, but
     what the caller's rollback takes back."""
+    retired_at = utcnow()
     if session.get_bind().dialect.name != "postgresql":
-        return await _end_one_by_one(session, end)
+        ended = await _end_one_by_one(session, end, retired_at)
+    else:
+        ended = await _end_in_one(session, end, retired_at)
+    if end.replaces is not None:  # the caller's copy, as the statement left the row
+        set_committed_value(end.replaces, "deleted_at", retired_at)
+    return ended
+
+
+async def _end_in_one(
+    session: AsyncSession, end: ReplyEnd, retired_at: datetime
+) -> tuple[Conversation, Message]:
     sequences, offsets, texts, calls = (
         (list(column) for column in zip(*end.chunks, strict=True))
         if end.chunks
@@ -128,8 +141,8 @@ async def end_reply(session: AsyncSession, end: ReplyEnd) -> tuple[Conversation,
             end.reply, end.status, end.content, end.tool_calls, end.meta, "reply_"
         ),
         **run_queries.run_end_values(end.run, "run_"),
-        "retired_id": end.replaces,
-        "retired_at": utcnow(),
+        "retired_id": None if end.replaces is None else end.replaces.id,
+        "retired_at": retired_at,
         "chunk_sequences": sequences,
         "chunk_offsets": offsets,
         "chunk_texts": texts,
@@ -144,14 +157,16 @@ async def end_reply(session: AsyncSession, end: ReplyEnd) -> tuple[Conversation,
     return conversation, message_queries.refreshed_message(session, row[_CONVERSATION_COLUMNS:])
 
 
-async def _end_one_by_one(session: AsyncSession, end: ReplyEnd) -> tuple[Conversation, Message]:
+async def _end_one_by_one(
+    session: AsyncSession, end: ReplyEnd, retired_at: datetime
+) -> tuple[Conversation, Message]:
     conversation = await conversation_queries.change_conversation(
         session, end.reply.user_id, end.reply.conversation_id
     )
     if conversation is None:
         raise NotFound("conversation")
     if end.replaces is not None:
-        await message_queries.soft_delete_message(session, end.replaces)
+        await message_queries.soft_delete_message(session, end.replaces.id, retired_at)
     ended = await message_queries.finish_reply(
         session,
         end.reply,

@@ -152,7 +152,7 @@ async def end_turn_reply(
         tool_calls,
         meta,
         run,
-        replaces=None if replaces is None else replaces.id,
+        replaces=replaces,
         chunks=chunks,
     )
     return await reply_end_queries.end_reply(session, end)

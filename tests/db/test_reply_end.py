@@ -139,6 +139,7 @@ async def test_every_part_is_written_together(
     )
     assert ended.tool_calls == tool_calls
     assert ended.meta == {"run_id": "kept", "steps": 2}
+    assert turn.earlier.deleted_at is not None  # the caller's copy of the reply replaced
     async with sessions() as session:
         earlier = await session.get(Message, turn.earlier.id)
         assert earlier is not None
