@@ -49,17 +49,33 @@ async def _held_elsewhere(
 
     task = asyncio.create_task(holder())
     try:
-        await held.wait()
+        await _until_held(task, held)
         yield
     finally:
         release.set()
         await task
 
 
+async def _until_held(holder: asyncio.Task[None], held: asyncio.Event) -> None:
+    """Until the holder holds the lock; what ended it if it ends first (waiting on `held`
+    alone would hang the test instead of failing it)."""
+    waiting = asyncio.ensure_future(held.wait())
+    await asyncio.wait({holder, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    if not held.is_set():
+        waiting.cancel()
+        holder.result()  # its error
+        raise AssertionError("the holder ended without holding the lock")
+
+
 async def _advisory_locks(engine: AsyncEngine) -> int:
+    """Advisory locks held in this test's database (the other worker's turns take theirs
+    in a database of its own: counting the server's made this test race with them)."""
     async with engine.connect() as connection:
         found = await connection.scalar(
-            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database ="
+                " (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
         )
     return int(found or 0)
 
@@ -88,7 +104,7 @@ async def test_a_turn_lock_is_let_go_however_its_holder_ends(
                     await asyncio.sleep(30)
 
         task = asyncio.create_task(holder())
-        await held.wait()
+        await _until_held(task, held)
         if ending == "is cancelled while held":
             task.cancel()
         if ending == "returns":
