@@ -213,13 +213,20 @@ def _as_sqlalchemy(
     return wrapped, dbapi_error
 
 
-async def rows_on(connection: AsyncConnection, kept: Kept, values: dict[str, Any]) -> Rows:
-    sync = connection.sync_connection
+async def _driver_rows(sync: Connection | None, kept: Kept, values: dict[str, Any]) -> Rows | None:
+    """The statement's rows from asyncpg on `sync`; `None` where asyncpg may not run it."""
     statement = None if sync is None else _driver_form(kept, sync)
-    if statement is not None:
-        assert sync is not None
-        records = await _on_driver(sync, statement, _arguments(statement, values), False)
-        return _processed(statement, records)
+    if statement is None:
+        return None
+    assert sync is not None
+    records = await _on_driver(sync, statement, _arguments(statement, values), False)
+    return _processed(statement, records)
+
+
+async def rows_on(connection: AsyncConnection, kept: Kept, values: dict[str, Any]) -> Rows:
+    found = await _driver_rows(connection.sync_connection, kept, values)
+    if found is not None:
+        return found
     result = await connection.execute(kept.statement, values)
     return result.all() if result.returns_rows else []
 
@@ -240,12 +247,9 @@ def held_connection(session: AsyncSession) -> Connection | None:
 
 async def rows(session: AsyncSession, kept: Kept, values: dict[str, Any]) -> Rows:
     """The statement's rows, in the session's transaction (Core rows: no ORM)."""
-    sync = held_connection(session)
-    if sync is not None:
-        statement = _driver_form(kept, sync)
-        if statement is not None:
-            records = await _on_driver(sync, statement, _arguments(statement, values), False)
-            return _processed(statement, records)
+    found = await _driver_rows(held_connection(session), kept, values)
+    if found is not None:
+        return found
     return await rows_on(await session.connection(), kept, values)
 
 
@@ -400,11 +404,12 @@ class Loader(Generic[_Model]):
         table = self.columns[0].table
         return Kept(insert(table).values({column: bound(column) for column in self.columns}))
 
-    def values_of(self, instance: _Model) -> dict[str, Any]:
+    def values_of(self, instance: _Model, prefix: str = "b_") -> dict[str, Any]:
         """What `insert` binds for `instance`, which has every column attribute set (the
-        columns' defaults are not applied here: an unset attribute is NULL)."""
+        columns' defaults are not applied here: an unset attribute is NULL); another
+        `prefix`, for binds made by `bound(column, prefix)`."""
         return {
-            f"b_{column.key}": getattr(instance, key)
+            f"{prefix}{column.key}": getattr(instance, key)
             for column, key in zip(self.columns, self.keys, strict=True)
         }
 

@@ -349,10 +349,8 @@ async def store_exchange(
     values = conversation_queries.change_values(
         question.user_id, question.conversation_id, new_messages=2
     )
-    for prefix, message in (("q_", question), ("r_", reply)):
-        values.update(
-            (prefix + key[2:], value) for key, value in _MESSAGES.values_of(message).items()
-        )
+    values.update(_MESSAGES.values_of(question, "q_"))
+    values.update(_MESSAGES.values_of(reply, "r_"))
     row = await driver.first(session, _STORE_EXCHANGE, values)
     if row is None:
         return None

@@ -43,18 +43,30 @@ async def add_chunks(
     execution on the server, where a pipelined INSERT per row cost one each."""
     if not chunks:
         return
-    sequences, offsets, texts, tool_calls = zip(*chunks, strict=True)
+    sequences, offsets, texts, tool_calls = chunk_columns(chunks)
     await driver.execute(
         session,
         _ADD_CHUNKS,
         {
             "message_id": message_id,
-            "sequences": list(sequences),
-            "offsets": list(offsets),
-            "texts": list(texts),
-            "tool_calls": [None if call is None else jsontext.dumps(call) for call in tool_calls],
+            "sequences": sequences,
+            "offsets": offsets,
+            "texts": texts,
+            "tool_calls": tool_calls,
         },
     )
+
+
+def chunk_columns(
+    chunks: Sequence[ChunkRow],
+) -> tuple[list[int], list[int], list[str], list[str | None]]:
+    """A batch as the arrays a statement unnests: sequences, offsets, texts, and tool
+    calls as JSON text (null for a piece of text)."""
+    sequences = [chunk[0] for chunk in chunks]
+    offsets = [chunk[1] for chunk in chunks]
+    texts = [chunk[2] for chunk in chunks]
+    tool_calls = [None if chunk[3] is None else jsontext.dumps(chunk[3]) for chunk in chunks]
+    return sequences, offsets, texts, tool_calls
 
 
 async def notify(session: AsyncSession, channel: str, payload: str) -> None:

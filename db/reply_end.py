@@ -35,14 +35,13 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from core import jsontext
 from core.errors import NotFound
 from db import agent_runs as run_queries
 from db import conversations as conversation_queries
 from db import driver
 from db import messages as message_queries
 from db.models import Conversation, Message, MessageStatus, ReplyChunk
-from db.reply_chunks import ChunkRow, add_chunks
+from db.reply_chunks import ChunkRow, add_chunks, chunk_columns
 from db.types import UTCDateTime, utcnow
 
 
@@ -130,11 +129,7 @@ async def end_reply(session: AsyncSession, end: ReplyEnd) -> tuple[Conversation,
 async def _end_in_one(
     session: AsyncSession, end: ReplyEnd, retired_at: datetime
 ) -> tuple[Conversation, Message]:
-    sequences, offsets, texts, calls = (
-        (list(column) for column in zip(*end.chunks, strict=True))
-        if end.chunks
-        else ([], [], [], [])
-    )
+    sequences, offsets, texts, tool_calls = chunk_columns(end.chunks)
     values = {
         **conversation_queries.change_values(end.reply.user_id, end.reply.conversation_id),
         **message_queries.finish_reply_values(
@@ -146,7 +141,7 @@ async def _end_in_one(
         "chunk_sequences": sequences,
         "chunk_offsets": offsets,
         "chunk_texts": texts,
-        "chunk_tool_calls": [None if call is None else jsontext.dumps(call) for call in calls],
+        "chunk_tool_calls": tool_calls,
     }
     row = await driver.first(session, _END_ON_POSTGRES, values)
     if row is None:
