@@ -106,22 +106,19 @@ async def finish_reply(
     content: str,
     tool_calls: list[dict[str, Any]],
     meta: dict[str, Any],
-    *,
-    replaces: Message | None = None,
 ) -> tuple[Conversation | None, Message]:
-    """The reply's end: COMPLETED or STOPPED (listed from now on, a change of its
-    conversation, which is returned as it is now; a regenerated reply retires the one it
-    replaces, in the same unit of work) or FAILED (no change: no conversation returned).
-    `reply` is the row as this session holds it (see `db.messages.finish_reply`)."""
+    """A reply's end outside its turn (a stop of a reply whose turn is gone; a turn ends
+    its reply with `end_turn_reply`): COMPLETED or STOPPED (listed from now on, a change
+    of its conversation, which is returned as it is now) or FAILED (no change: no
+    conversation returned). `reply` is the row as this session holds it (see
+    `db.messages.finish_reply`)."""
     conversation: Conversation | None = None
     if status != MessageStatus.FAILED:
         conversation = await conversation_queries.change_conversation(
             session, reply.user_id, reply.conversation_id
         )
         if conversation is None:
-            raise NotFound("conversation")  # deleted while the turn ran: nothing stays
-        if replaces is not None:
-            await message_queries.soft_delete_message(session, replaces.id)
+            raise NotFound("conversation")  # deleted meanwhile: nothing stays
     ended = await message_queries.finish_reply(
         session, reply, status=status, content=content, tool_calls=tool_calls, meta=meta
     )
