@@ -229,6 +229,8 @@ def create_app(
 
     app.state.resources = resources
     app.state.engine = engine
+    # a turn's statements run on a connection of the locks' pool (db/locks.py)
+    app.state.lock_engine = lock_engine
     return app
 
 

@@ -19,10 +19,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from agent.events import ReplyDelta, ToolCallCompleted
 from agent.providers.base import ChatMessage, DeltaSink, ModelProvider, ModelReply, ToolSpec
 from core.errors import AgentTimeout, ConversationBusy
-from db.locks import TurnLocks
+from db.locks import HELD_APART, TurnHold, TurnLocks
 from live.broker import Broker
 from services.replies import ChunkRow, ReplyEntry, ReplyWriter
 
@@ -138,22 +140,25 @@ class ReplyRecorder:
 async def turn_lock(
     locks: TurnLocks,
     broker: Broker,
+    session: AsyncSession,
     conversation_id: uuid.UUID,
     policy: BusyPolicy,
     wait_seconds: float,
-) -> AsyncIterator[None]:
-    """The conversation's turn lock as `policy` says: wait for it (QUEUE), refuse at once
-    (REJECT: `CONVERSATION_BUSY`), or stop the running turn, wherever it runs, and take it
-    as soon as that turn has stored its STOPPED reply (INTERRUPT)."""
+) -> AsyncIterator[TurnHold]:
+    """The conversation's turn lock, for a turn on `session`, as `policy` says: wait for
+    it (QUEUE; taken with the turn's first statement where it lives on the session's
+    connection, db/locks.py), refuse at once (REJECT: `CONVERSATION_BUSY`), or stop the
+    running turn, wherever it runs, and take it as soon as that turn has stored its
+    STOPPED reply (INTERRUPT)."""
     if policy == BusyPolicy.QUEUE:
-        async with locks.hold(conversation_id):
-            yield
+        async with locks.hold_in(session, conversation_id) as hold:
+            yield hold
         return
     deadline = time.monotonic() + wait_seconds
     while True:
         async with locks.try_hold(conversation_id) as held:
             if held:
-                yield
+                yield HELD_APART
                 return
         if policy == BusyPolicy.REJECT:
             raise ConversationBusy()

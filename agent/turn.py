@@ -42,7 +42,7 @@ from core.errors import AgentTimeout, BadUserInput, NotFound, TaskchatError
 from core.ids import to_global_id
 from core.logging import get_logger
 from core.metrics import AGENT_TURN_SECONDS, AGENT_TURNS
-from db.locks import TurnLocks
+from db.locks import TurnHold, TurnLocks
 from db.models import Conversation, Message, MessageStatus, RunStatus
 from db.transactions import UnitOfWork, unit_of_work, write_transaction
 from live.broker import Broker, Signal, reply_changed
@@ -136,10 +136,9 @@ class Assistant:
         target_id = conversation_id or uuid.uuid4()
         duplicate_of: Message | None = None
         policy = on_busy if conversation_id is not None else BusyPolicy.QUEUE
-        async with (
-            turn_lock(self._locks, self._broker, target_id, policy, self._lock_wait),
-            self._broker.listen_stop(target_id) as stop_signal,
-        ):
+        async with turn_lock(
+            self._locks, self._broker, session, target_id, policy, self._lock_wait
+        ) as hold:
             started = time.perf_counter()
             try:
                 async with write_transaction(session):
@@ -174,11 +173,21 @@ class Assistant:
                 if duplicate_of is None:
                     raise
             else:
-                await self._saved(user_message, listener)
-                with _locating(target_id, user_message.id):
-                    conversation, reply = await self._answer(
-                        session, user_id, user_message, start, listener, stop_signal, started
-                    )
+                # listened to from here: a stop sent while this turn waited for the lock
+                # (taken with unit 1's first statement) was for the turn before
+                async with self._broker.listen_stop(target_id) as stop_signal:
+                    await self._saved(user_message, listener)
+                    with _locating(target_id, user_message.id):
+                        conversation, reply = await self._answer(
+                            session,
+                            user_id,
+                            user_message,
+                            start,
+                            listener,
+                            stop_signal,
+                            started,
+                            hold,
+                        )
         if duplicate_of is not None:
             return await self._replay(session, user_id, duplicate_of, conversation_id, listener)
         return TurnRows(conversation, user_message, reply)
@@ -193,10 +202,7 @@ class Assistant:
         """Replaces the last reply (soft-deleting it) with a new run on the same history.
         A conversation whose last turn failed gets the reply it is missing."""
         listener = listener or TurnListener()
-        async with (
-            self._locks.hold(conversation_id),
-            self._broker.listen_stop(conversation_id) as stop_signal,
-        ):
+        async with self._locks.hold_in(session, conversation_id) as hold:
             started = time.perf_counter()
             async with write_transaction(session):
                 conversation = await conversation_service.require_conversation(
@@ -206,10 +212,19 @@ class Assistant:
                     session, conversation.id
                 )
                 start = await self._begin_answer(session, user_id, question)
-            await self._saved(question, listener)
-            conversation, reply = await self._answer(
-                session, user_id, question, start, listener, stop_signal, started, replaces=previous
-            )
+            async with self._broker.listen_stop(conversation_id) as stop_signal:
+                await self._saved(question, listener)
+                conversation, reply = await self._answer(
+                    session,
+                    user_id,
+                    question,
+                    start,
+                    listener,
+                    stop_signal,
+                    started,
+                    hold,
+                    replaces=previous,
+                )
         return TurnRows(conversation, question, reply)
 
     # --- steps ------------------------------------------------------------------------
@@ -229,10 +244,8 @@ class Assistant:
             )
         if earlier.deleted_at is not None:
             raise NotFound("conversation")
-        async with (
-            self._locks.hold(earlier.conversation_id),  # waits for a turn in flight
-            self._broker.listen_stop(earlier.conversation_id) as stop_signal,
-        ):
+        # waits for a turn in flight
+        async with self._locks.hold_in(session, earlier.conversation_id) as hold:
             async with session.begin():
                 conversation = await conversation_service.require_conversation(
                     session, user_id, earlier.conversation_id
@@ -243,11 +256,19 @@ class Assistant:
                 async with write_transaction(session):
                     await run_service.close_interrupted_runs(session, earlier.id)
                     start = await self._begin_answer(session, user_id, earlier)
-                await self._saved(earlier, listener)
-                with _locating(earlier.conversation_id, earlier.id):
-                    conversation, reply = await self._answer(
-                        session, user_id, earlier, start, listener, stop_signal, started
-                    )
+                async with self._broker.listen_stop(earlier.conversation_id) as stop_signal:
+                    await self._saved(earlier, listener)
+                    with _locating(earlier.conversation_id, earlier.id):
+                        conversation, reply = await self._answer(
+                            session,
+                            user_id,
+                            earlier,
+                            start,
+                            listener,
+                            stop_signal,
+                            started,
+                            hold,
+                        )
                 return TurnRows(conversation, earlier, reply)
             await self._saved(earlier, listener)
             await self._replay_reply(reply, listener)
@@ -324,6 +345,7 @@ class Assistant:
         listener: TurnListener,
         stop_signal: Signal,
         started: float,
+        hold: TurnHold,
         *,
         replaces: Message | None = None,
     ) -> tuple[Conversation, Message]:
@@ -345,7 +367,7 @@ class Assistant:
                 await listener.reply_started(start.reply)
             try:
                 conversation, reply = await self._run_and_end(
-                    session, user_id, start, recorder, listener, started, replaces, meter
+                    session, user_id, start, recorder, listener, started, replaces, meter, hold
                 )
             except BaseException as error:
                 with contextlib.suppress(Exception):
@@ -377,6 +399,7 @@ class Assistant:
         started: float,
         replaces: Message | None,
         meter: UsageMeter,
+        hold: TurnHold,
     ) -> tuple[Conversation, Message]:
         run_id = start.run_id
         async with unit_of_work(session) as work:
@@ -423,6 +446,9 @@ class Assistant:
                 stored,
                 [reply_changed(ended.id), *conversation_service.changed(conversation.id, user_id)],
             )
+            # the turn's last unit: the lock goes with its COMMIT (kept if it rolls back,
+            # until the failed run is marked)
+            hold.let_go_at_commit()
         return conversation, ended
 
     async def stop_reply(

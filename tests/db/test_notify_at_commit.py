@@ -78,3 +78,73 @@ async def test_what_cannot_be_written_safely_is_refused(
             assert driver.notify_at_commit([("taskchat_test", "ok")])
     finally:
         await engine.dispose()
+
+
+async def test_sql_carried_with_a_begin_runs_in_that_transaction(
+    database_urls: dict[str, str],
+) -> None:
+    """`carry_with_begin`: the SQL runs in the transaction the next BEGIN starts (a
+    setting made LOCAL there holds in it), once; an error in it fails that first
+    statement and is marked."""
+    engine = create_engine(database_urls["postgres"], pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert raw is not None
+            carried = raw.carry_with_begin("SET LOCAL application_name = 'carried'")
+            assert carried is not None
+            assert not carried.sent
+            async with connection.begin():
+                name = await connection.scalar(text("SELECT current_setting('application_name')"))
+            assert name == "carried"
+            assert carried.sent
+            assert not carried.failed
+            async with connection.begin():
+                name = await connection.scalar(text("SELECT current_setting('application_name')"))
+            assert name != "carried"  # once, and LOCAL: gone with its transaction
+            failing = raw.carry_with_begin("SELECT 1 / 0")
+            assert failing is not None
+            with pytest.raises(Exception, match="division by zero"):
+                async with connection.begin():
+                    await connection.scalar(text("SELECT 1"))
+            assert failing.failed
+            assert not failing.sent
+            # asyncpg's transaction that failed to begin is in doubt: not pooled again
+            await connection.invalidate()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("ending", ["commit", "rollback"])
+async def test_sql_carried_after_a_commit_runs_only_once_it_committed(
+    database_urls: dict[str, str], ending: str
+) -> None:
+    url = database_urls["postgres"]
+    channel = f"taskchat_test_{uuid.uuid4().hex[:12]}"
+    listener, received = await _listener(url, channel)
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert raw is not None
+            await connection.begin()
+            await connection.execute(text("SELECT 1"))
+            # outside the transaction: a NOTIFY there is delivered at once
+            carried = raw.carry_after_commit(f"NOTIFY {channel}, 'after'")
+            await asyncio.sleep(0.1)
+            assert received.empty()
+            if ending == "commit":
+                await connection.commit()
+                assert await asyncio.wait_for(received.get(), 5) == "after"
+                assert carried.sent
+            else:
+                await connection.rollback()
+                assert not carried.sent
+            # dropped either way: the next COMMIT carries nothing
+            async with connection.begin():
+                await connection.execute(text("SELECT 1"))
+            await asyncio.sleep(0.2)
+            assert received.empty()
+    finally:
+        await engine.dispose()
+        await listener.close()

@@ -77,9 +77,11 @@ async def test_every_statement_of_a_turn_reads_rows_bounded_by_the_turn(
 
     app = live.server.config.app
     assert isinstance(app, FastAPI)
-    engine = app.state.engine.sync_engine
+    # a turn runs on a connection of the locks' pool (db/locks.py), the rest on the app's;
     # a listener sends the statements through SQLAlchemy: the same SQL, seen here
-    event.listen(engine, "before_cursor_execute", capture)
+    engines = [app.state.engine.sync_engine, app.state.lock_engine.sync_engine]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", capture)
     try:
         client = live.client(token_for(subject))
         conversation = to_global_id("Conversation", conversation_id)
@@ -98,7 +100,8 @@ async def test_every_statement_of_a_turn_reads_rows_bounded_by_the_turn(
         )
         await client.data(CONVERSATION, {"id": conversation})
     finally:
-        event.remove(engine, "before_cursor_execute", capture)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", capture)
         await live.stop()
     # before the replay of a statement that inserts given rows, those rows (already there
     # since it ran) are taken out, so it runs as it first did; every other statement is

@@ -4,11 +4,13 @@ extensions of a failed send and `conversationEvents`."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import pytest
 
 from tests.conftest import GraphQLClient, LiveServer, ServerFactory, token_for
@@ -22,6 +24,7 @@ from tests.live.test_websocket import (
     next_data,
 )
 from tests.live.ws_client import GraphQLWebSocket, bearer, connect
+from tests.pgtools import asyncpg_dsn
 from tests.standin.groq_standin import GroqStandIn, call, error, text, tool_calls
 
 LONG_REPLY = " ".join(f"word{n}" for n in range(40))
@@ -387,6 +390,52 @@ async def test_on_busy_queue_waits_for_the_running_reply(
         "second question",
         "Second answer.",
     ]
+
+
+async def test_a_stop_sent_while_a_queued_message_waits_stops_the_running_reply_alone(
+    server_factory: ServerFactory,
+    standin: GroqStandIn,
+    database_urls: dict[str, str],
+    backend: str,
+) -> None:
+    """The queued turn listens for stops once it holds the lock (on PostgreSQL taken with
+    its first statement), not while it waits: the stop was for the reply running then."""
+    live, client, conversation_id = await busy_conversation(server_factory, standin)
+    async with connect(live.ws_url, bearer(client.token or "")) as ws:
+        await start_stream(ws, conversation_id)
+        second = asyncio.create_task(
+            client.execute(
+                SEND, {"input": {"conversationId": conversation_id, "content": "second question"}}
+            )
+        )
+        await _until_a_turn_waits(database_urls[backend], backend)
+        stopped = await client.data(STOP_REPLY, {"id": conversation_id})
+        assert stopped["stopReply"]["message"]["status"] == "STOPPED"
+        answered = await asyncio.wait_for(second, 20)
+    assert "errors" not in answered, answered
+    assert answered["data"]["sendMessage"]["message"]["status"] == "COMPLETED"
+    assert answered["data"]["sendMessage"]["message"]["content"] == "Second answer."
+
+
+async def _until_a_turn_waits(url: str, backend: str) -> None:
+    """Until a turn waits for a conversation's lock (PostgreSQL: seen in `pg_locks`; the
+    in-process lock of SQLite is not to be seen, so a moment's wait there)."""
+    if backend != "postgres":
+        await asyncio.sleep(0.3)
+        return
+    admin = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        for _ in range(200):
+            waiting = await admin.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("no turn waited for the lock")
+    finally:
+        await admin.close()
 
 
 # --- a failed first message can be found -----------------------------------------------
