@@ -231,7 +231,10 @@ class Message(Base):
 class ReplyChunk(Base):
     """A reply's stream while it is written, so that any instance can serve it: the
     text pieces (`sequence` 1, 2, 3, …, `text_offset` where the piece starts in the
-    content) and the tool calls (`tool_call`), written in batches."""
+    content) and the tool calls (`tool_call`), written in batches. Consecutive pieces of
+    text written together share a row (`pieces`: their lengths in code points; then
+    `sequence` is the last one's and `text_offset` the first one's): a reply streamed in
+    80 pieces costs a row or a few, not 80 (db/reply_chunks.py packs and unpacks)."""
 
     __tablename__ = "reply_chunks"
 
@@ -242,6 +245,8 @@ class ReplyChunk(Base):
     text_offset: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     tool_call: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON)
+    #: null: the row is one entry
+    pieces: Mapped[list[int] | None] = mapped_column(PortableJSON, nullable=True)
 
 
 class Task(Base):

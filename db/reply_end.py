@@ -79,20 +79,22 @@ def _statement() -> driver.Kept:
             bindparam("chunk_offsets", type_=ARRAY(Integer)),
             bindparam("chunk_texts", type_=ARRAY(Text)),
             bindparam("chunk_tool_calls", type_=ARRAY(Text)),
+            bindparam("chunk_pieces", type_=ARRAY(Text)),
         )
-        .table_valued("sequence", "text_offset", "text", "tool_call")
+        .table_valued("sequence", "text_offset", "text", "tool_call", "pieces")
         .render_derived(name="batch")
     )
     chunks = (
         insert(ReplyChunk)
         .from_select(
-            ["message_id", "sequence", "text_offset", "text", "tool_call"],
+            ["message_id", "sequence", "text_offset", "text", "tool_call", "pieces"],
             select(
                 ended.c.id,
                 batch.c.sequence,
                 batch.c.text_offset,
                 batch.c.text,
                 func.cast(batch.c.tool_call, JSONB),
+                func.cast(batch.c.pieces, JSONB),
             )
             .select_from(ended)
             .join(batch, true()),
@@ -129,7 +131,7 @@ async def end_reply(session: AsyncSession, end: ReplyEnd) -> tuple[Conversation,
 async def _end_in_one(
     session: AsyncSession, end: ReplyEnd, retired_at: datetime
 ) -> tuple[Conversation, Message]:
-    sequences, offsets, texts, tool_calls = chunk_columns(end.chunks)
+    sequences, offsets, texts, tool_calls, pieces = chunk_columns(end.chunks)
     values = {
         **conversation_queries.change_values(end.reply.user_id, end.reply.conversation_id),
         **message_queries.finish_reply_values(
@@ -142,6 +144,7 @@ async def _end_in_one(
         "chunk_offsets": offsets,
         "chunk_texts": texts,
         "chunk_tool_calls": tool_calls,
+        "chunk_pieces": pieces,
     }
     row = await driver.first(session, _END_ON_POSTGRES, values)
     if row is None:

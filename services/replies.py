@@ -226,16 +226,17 @@ class TableJournal:
         while True:
             async with self._session_factory() as session, session.begin():
                 rows = await chunk_queries.chunks_after(session, message_id, sequence, READ_BATCH)
-            entries += [
-                ReplyEntry(row.sequence, row.text_offset, row.text, row.tool_call) for row in rows
-            ]
+            entries += [ReplyEntry(*entry) for entry in chunk_queries.unpack(rows, sequence)]
             if len(rows) < READ_BATCH:
                 return entries
             sequence = rows[-1].sequence
 
 
 def _chunk_rows(batch: list[ReplyEntry]) -> list[ChunkRow]:
-    return [(entry.sequence, entry.offset, entry.text, entry.tool_call) for entry in batch]
+    """The batch as stored: consecutive pieces of text in one row (db/reply_chunks.py)."""
+    return chunk_queries.pack(
+        [(entry.sequence, entry.offset, entry.text, entry.tool_call) for entry in batch]
+    )
 
 
 def build_reply_journal(engine: AsyncEngine, broker: Broker) -> ReplyJournal:

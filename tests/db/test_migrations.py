@@ -82,3 +82,60 @@ async def test_upgrade_downgrade_upgrade_round_trips(scratch_url: str) -> None:
 async def test_models_and_migrations_agree(scratch_url: str) -> None:
     await asyncio.to_thread(command.upgrade, _config(scratch_url), "head")
     assert await _differences(scratch_url) == []
+
+
+async def test_downgrading_past_packed_reply_chunks_keeps_every_entry(scratch_url: str) -> None:
+    """0007 packs consecutive pieces into one row; its downgrade gives each piece its
+    row back (PostgreSQL; SQLite keeps streams in memory and has no packed rows)."""
+    from sqlalchemy import text
+
+    from db.engine import create_session_factory
+    from db.models import ReplyChunk
+    from tests.live.test_reply_journal import streaming_reply
+
+    config = _config(scratch_url)
+    await asyncio.to_thread(command.upgrade, config, "head")
+    engine = create_engine(scratch_url)
+    postgres = engine.dialect.name == "postgresql"
+    try:
+        reply = await streaming_reply(create_session_factory(engine))
+        async with create_session_factory(engine)() as session, session.begin():
+            session.add(ReplyChunk(message_id=reply.id, sequence=1, text_offset=0, text="Hi "))
+            if postgres:
+                session.add_all(
+                    [
+                        ReplyChunk(
+                            message_id=reply.id,
+                            sequence=2,
+                            text_offset=3,
+                            text="",
+                            tool_call={"id": "call_1"},
+                        ),
+                        ReplyChunk(
+                            message_id=reply.id,
+                            sequence=5,
+                            text_offset=3,
+                            text="naïve 🎉 end",
+                            pieces=[6, 2, 3],
+                        ),
+                    ]
+                )
+        await engine.dispose()
+        await asyncio.to_thread(command.downgrade, config, "0006_listed_messages_index")
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    text(
+                        "SELECT sequence, text_offset, text, tool_call IS NOT NULL"
+                        " FROM reply_chunks ORDER BY sequence"
+                    )
+                )
+            ).all()
+        expected = [(1, 0, "Hi ", False)]
+        if postgres:
+            expected += [(2, 3, "", True), (3, 3, "naïve ", False), (4, 9, "🎉 ", False)]
+            expected += [(5, 11, "end", False)]
+        assert [tuple(row) for row in rows] == expected
+    finally:
+        await engine.dispose()
+    await asyncio.to_thread(command.upgrade, config, "head")

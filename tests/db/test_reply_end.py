@@ -28,6 +28,7 @@ from db.models import (
     ReplyChunk,
     RunStatus,
 )
+from db.reply_chunks import Entry, pack, unpack
 from db.transactions import write_transaction
 from db.types import utcnow
 from services import messages as message_service
@@ -108,11 +109,12 @@ async def test_every_part_is_written_together(
 ) -> None:
     turn = await _turn(sessions)
     tool_calls = [{"id": "c1", "name": "list_tasks", "arguments": {}, "result": {"ok": True}}]
-    chunks = (
-        [(1, 0, "Here ", None), (2, 5, "", tool_calls[0]), (3, 5, "it is", None)]
+    entries: list[Entry] = (
+        [(1, 0, "Here ", None), (2, 5, "", tool_calls[0]), (3, 5, "it ", None), (4, 8, "is", None)]
         if backend == "postgres"  # SQLite keeps a stream in memory: nothing to write
         else []
     )
+    chunks = pack(entries)
     run = run_service.run_end(
         turn.run_id, RunStatus.COMPLETED, usage=_usage(), reply_id=turn.reply.id
     )
@@ -168,9 +170,10 @@ async def test_every_part_is_written_together(
                 .order_by(ReplyChunk.sequence)
             )
         ).all()
-        assert [(c.sequence, c.text_offset, c.text, c.tool_call) for c in stored_chunks] == [
-            (sequence, offset, text, call) for sequence, offset, text, call in chunks
-        ]
+        assert [
+            (c.sequence, c.text_offset, c.text, c.tool_call, c.pieces) for c in stored_chunks
+        ] == chunks
+        assert unpack(stored_chunks, 0) == entries
 
 
 async def test_a_conversation_deleted_meanwhile_keeps_nothing(

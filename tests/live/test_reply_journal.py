@@ -8,13 +8,14 @@ import time
 import uuid
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import conversations as conversation_queries
 from db import messages as message_queries
 from db import users as user_queries
 from db.engine import create_engine, create_session_factory
-from db.models import Message, MessageRole, MessageStatus
+from db.models import Message, MessageRole, MessageStatus, ReplyChunk
 from db.reply_chunks import add_chunks
 from services.replies import FLUSH_SECONDS, ReplyEntry, TableJournal
 
@@ -59,6 +60,8 @@ async def test_a_fast_stream_is_written_in_bounded_batches(database_urls: dict[s
             f"w{n} " for n in range(1, DELTAS + 1)
         )
         stats = journal.stats
+        # a batch of text is one row, however many pieces it holds
+        assert await _rows(sessions, reply.id) <= stats.batches
         assert stats.entries == DELTAS
         # one batch per flush interval at most (plus the final one at close)
         assert stats.batches <= elapsed / FLUSH_SECONDS + 2
@@ -128,5 +131,41 @@ async def test_a_batch_reads_back_as_written_text_and_tool_calls_alike(
         await writer.close()
         assert await journal.entries_after(reply.id, 0) == written
         assert await journal.entries_after(reply.id, 2) == written[2:]
+    finally:
+        await engine.dispose()
+
+
+async def _rows(sessions: async_sessionmaker[AsyncSession], message_id: uuid.UUID) -> int:
+    async with sessions() as session:
+        found = await session.scalar(
+            select(func.count()).select_from(ReplyChunk).where(ReplyChunk.message_id == message_id)
+        )
+        return int(found or 0)
+
+
+async def test_pieces_written_together_share_a_row_and_read_back_from_any_position(
+    database_urls: dict[str, str],
+) -> None:
+    """Consecutive pieces of text are one row (a tool call one of its own); read after
+    any position, the entries come back as they were numbered, cut by code points."""
+    engine = create_engine(database_urls["postgres"], pool_size=2)
+    sessions = create_session_factory(engine)
+    try:
+        reply = await streaming_reply(sessions)
+        journal = TableJournal(sessions)
+        writer = journal.writer(reply.id)
+        written = [
+            ReplyEntry(1, 0, "naïve "),
+            ReplyEntry(2, 6, "🎉 "),
+            ReplyEntry(3, 8, "", {"id": "call_1", "name": "list_tasks"}),
+            ReplyEntry(4, 8, "a'b "),
+            ReplyEntry(5, 12, "\\end"),
+        ]
+        for entry in written:
+            await writer.add(entry)
+        await writer.close()
+        assert await _rows(sessions, reply.id) == 3
+        for after in range(len(written) + 1):
+            assert await journal.entries_after(reply.id, after) == written[after:]
     finally:
         await engine.dispose()
