@@ -144,30 +144,43 @@ class MemoryJournal:
 
 
 class _TableWriter:
+    """Batches: the first entry after a flush sets a timer (`FLUSH_SECONDS`), whose end
+    writes everything added meanwhile. A reply handed over (or closed) before the timer
+    ends costs no batch, no task and no timer's wake-up of its own."""
+
     def __init__(self, journal: TableJournal, message_id: uuid.UUID) -> None:
         self._journal = journal
         self._message_id = message_id
         self._pending: list[ReplyEntry] = []
-        #: entries handed to a transaction that has not committed yet (`close_in`)
+        #: entries handed to a transaction that has not committed yet (`hand_over`)
         self._in_transaction: list[ReplyEntry] = []
-        self._closing = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Future[None] | None = None
+        self._closed = False
 
     async def add(self, entry: ReplyEntry) -> None:
         self._pending.append(entry)
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_every_interval())
+        self._flush_later()
 
-    async def _flush_every_interval(self) -> None:
-        while not self._closing.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), FLUSH_SECONDS)
-            if self._closing.is_set():
-                return
-            try:
-                await self._flush()
-            except Exception:  # the database blinked: the batch waits for the next flush
-                log.warning("could not store a batch of reply chunks; retrying")
+    def _flush_later(self) -> None:
+        if self._timer is None and self._flushing is None and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(FLUSH_SECONDS, self._flush_due)
+
+    def _flush_due(self) -> None:
+        self._timer = None
+        if not self._closed:
+            self._flushing = asyncio.ensure_future(self._flush_in_background())
+
+    async def _flush_in_background(self) -> None:
+        try:
+            await self._flush()
+        except Exception:  # the database blinked: the batch waits for the next flush
+            log.warning("could not store a batch of reply chunks; retrying")
+        finally:
+            self._flushing = None
+            if self._pending:  # added meanwhile, or not written: the next interval's
+                self._flush_later()
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []
@@ -185,9 +198,12 @@ class _TableWriter:
         stats.seconds += time.perf_counter() - started
 
     async def _stop_flushing(self) -> None:
-        self._closing.set()
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._flushing is not None:
+            await asyncio.shield(self._flushing)
 
     async def close(self) -> None:
         await self._stop_flushing()
