@@ -152,12 +152,15 @@ class Assistant:
                     )
                     user_message = exchange.question
                     # refused by the rate limit: the rollback takes the messages back too
-                    await self._start_run(
-                        session, user_id, user_message, run_id=run_id, user_row_locked=True
+                    run_id, history = await run_service.start_run_reading_history(
+                        session,
+                        user_id,
+                        user_message,
+                        limit_per_minute=self._settings.rate_limit_per_minute,
+                        history_limit=self._settings.history_limit,
+                        run_id=run_id,
                     )
-                    start = await self._read_for_turn(
-                        session, user_message, run_id, exchange.reply, answered_before=False
-                    )
+                    start = TurnStart(run_id, exchange.reply, history, [])
                     await self._broker.publish_on_commit(
                         session, conversation_service.changed(target_id, user_id)
                     )
@@ -290,50 +293,25 @@ class Assistant:
         if listener.user_message_saved is not None:
             await listener.user_message_saved(message)
 
-    async def _start_run(
-        self,
-        session: AsyncSession,
-        user_id: uuid.UUID,
-        question: Message,
-        *,
-        run_id: uuid.UUID | None = None,
-        user_row_locked: bool = False,
-    ) -> uuid.UUID:
-        return await run_service.start_run(
-            session,
-            user_id,
-            question.conversation_id,
-            question.id,
-            limit_per_minute=self._settings.rate_limit_per_minute,
-            run_id=run_id,
-            user_row_locked=user_row_locked,
-        )
-
     async def _begin_answer(
         self, session: AsyncSession, user_id: uuid.UUID, question: Message
     ) -> TurnStart:
         """Inside a unit of work: the run and the reply (STREAMING) of a question stored
         before, and what the turn reads."""
-        run_id = await self._start_run(session, user_id, question)
+        run_id = await run_service.start_run(
+            session,
+            user_id,
+            question.conversation_id,
+            question.id,
+            limit_per_minute=self._settings.rate_limit_per_minute,
+        )
         reply = await message_service.start_reply(session, question, {"run_id": str(run_id)})
-        return await self._read_for_turn(session, question, run_id, reply, answered_before=True)
-
-    async def _read_for_turn(
-        self,
-        session: AsyncSession,
-        question: Message,
-        run_id: uuid.UUID,
-        reply: Message,
-        *,
-        answered_before: bool,
-    ) -> TurnStart:
-        """In the unit that stores the reply: the history up to the question (a reply
-        being replaced comes later) and, for a question answered before, its earlier
-        replies (`answered_before=False`, a question just stored, skips that look)."""
+        # the history up to the question (a reply being replaced comes later), and the
+        # replies the question got before (their tool changes are replayed, not redone)
         history = await message_service.history(
             session, question.conversation_id, self._settings.history_limit, question.seq
         )
-        earlier = await message_service.replies_to(session, question) if answered_before else []
+        earlier = await message_service.replies_to(session, question)
         return TurnStart(run_id, reply, history, earlier)
 
     async def _answer(

@@ -38,7 +38,7 @@ async def runs_since(
     return int(count), oldest
 
 
-def _start_run_under_limit() -> Any:
+def start_run_under_limit_statement() -> Any:
     """The run's INSERT, made only if the user started fewer than `b_limit` runs since
     `b_since` (the count and the insert in one statement, in that order: the same
     snapshot, taken after the user's row was locked)."""
@@ -60,7 +60,7 @@ def _start_run_under_limit() -> Any:
     )
 
 
-_START_RUN_UNDER_LIMIT = driver.Kept(_start_run_under_limit())
+START_RUN_UNDER_LIMIT = driver.Kept(start_run_under_limit_statement())
 
 
 async def start_run_under_limit(
@@ -75,7 +75,21 @@ async def start_run_under_limit(
 ) -> AgentRun | None:
     """The run, RUNNING from now (a row no session holds), unless the user started
     `limit` runs or more since `since`: then `None`, and nothing is written."""
-    run = AgentRun(
+    run = new_run(user_id, conversation_id, user_message_id, run_id)
+    inserted = await driver.rows(
+        session, START_RUN_UNDER_LIMIT, under_limit_values(run, since, limit)
+    )
+    return run if inserted else None
+
+
+def new_run(
+    user_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    user_message_id: uuid.UUID,
+    run_id: uuid.UUID | None = None,
+) -> AgentRun:
+    """A run RUNNING from now, as `start_run_under_limit_statement` inserts it."""
+    return AgentRun(
         id=run_id or uuid.uuid4(),
         user_id=user_id,
         conversation_id=conversation_id,
@@ -91,9 +105,11 @@ async def start_run_under_limit(
         usage_estimated=False,
         latency_ms=None,
     )
-    values = {**_RUNS.values_of(run), "b_since": since, "b_limit": limit}
-    inserted = await driver.rows(session, _START_RUN_UNDER_LIMIT, values)
-    return run if inserted else None
+
+
+def under_limit_values(run: AgentRun, since: datetime, limit: int) -> dict[str, Any]:
+    """What `start_run_under_limit_statement` binds."""
+    return {**_RUNS.values_of(run), "b_since": since, "b_limit": limit}
 
 
 def _unless_given(column: Any, prefix: str) -> Any:

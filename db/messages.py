@@ -189,17 +189,38 @@ class HistoryLine(NamedTuple):
     tool_calls: list[dict[str, Any]] | None
 
 
-_RECENT_HISTORY = driver.Kept(
-    select(Message.role, Message.content, Message.tool_calls)
-    .where(
-        Message.conversation_id == bindparam("b_conversation_id"),
-        Message.deleted_at.is_(None),
-        Message.seq <= bindparam("b_up_to_seq"),
-        _listed(),
+def recent_history_statement(prefix: str = "b_") -> Select[Any]:
+    """The newest live messages of a conversation, newest first: binds
+    `<prefix>conversation_id`, `<prefix>up_to_seq` and `<prefix>limit`."""
+    return (
+        select(Message.role, Message.content, Message.tool_calls)
+        .where(
+            Message.conversation_id == bindparam(f"{prefix}conversation_id"),
+            Message.deleted_at.is_(None),
+            Message.seq <= bindparam(f"{prefix}up_to_seq"),
+            _listed(),
+        )
+        .order_by(Message.seq.desc())
+        .limit(bindparam(f"{prefix}limit"))
     )
-    .order_by(Message.seq.desc())
-    .limit(bindparam("b_limit"))
-)
+
+
+def history_values(
+    conversation_id: uuid.UUID, limit: int, up_to_seq: int, prefix: str = "b_"
+) -> dict[str, Any]:
+    return {
+        f"{prefix}conversation_id": conversation_id,
+        f"{prefix}up_to_seq": up_to_seq,
+        f"{prefix}limit": limit,
+    }
+
+
+def history_lines(rows: driver.Rows) -> list[HistoryLine]:
+    """A history read's rows (newest first) as the model reads them: oldest first."""
+    return [HistoryLine(MessageRole(row[0]), row[1], row[2]) for row in reversed(rows)]
+
+
+_RECENT_HISTORY = driver.Kept(recent_history_statement())
 
 
 async def recent_history(
@@ -208,11 +229,9 @@ async def recent_history(
     """The newest `limit` live messages up to and including `up_to_seq`, oldest first:
     their role, content and tool calls (plain rows: no instances, no metadata)."""
     rows = await driver.rows(
-        session,
-        _RECENT_HISTORY,
-        {"b_conversation_id": conversation_id, "b_up_to_seq": up_to_seq, "b_limit": limit},
+        session, _RECENT_HISTORY, history_values(conversation_id, limit, up_to_seq)
     )
-    return [HistoryLine(MessageRole(row[0]), row[1], row[2]) for row in reversed(rows)]
+    return history_lines(rows)
 
 
 async def find_by_client_message_id(

@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import RateLimited
 from db import agent_runs as run_queries
+from db import turn_start
 from db import users as user_queries
-from db.models import RunStatus
+from db.messages import HistoryLine
+from db.models import Message, RunStatus
 from db.types import utcnow
 
 
@@ -24,16 +26,12 @@ async def start_run(
     question_id: uuid.UUID,
     *,
     limit_per_minute: int,
-    run_id: uuid.UUID | None = None,
-    user_row_locked: bool = False,
 ) -> uuid.UUID:
     """Records a turn about to run, unless the user is over the rate limit
     (`RATE_LIMITED`). Concurrent turns of one user count one after another, on every
-    instance: the user's row is locked first (`user_row_locked`: by an earlier statement
-    of this transaction, such as the UPDATE of `record_change`; the count, a later
-    statement, then sees every run committed before the lock was granted)."""
-    if not user_row_locked:
-        await user_queries.lock_user(session, user_id)
+    instance: the user's row is locked first (the count, a later statement, then sees
+    every run committed before the lock was granted)."""
+    await user_queries.lock_user(session, user_id)
     now = utcnow()
     since = now - run_queries.WINDOW
     run = await run_queries.start_run_under_limit(
@@ -43,16 +41,52 @@ async def start_run(
         user_message_id=question_id,
         since=since,
         limit=limit_per_minute,
-        run_id=run_id,
     )
     if run is not None:
         return run.id
-    # refused: when the window lets the next one in
+    raise await _refused(session, user_id, since, now)
+
+
+async def start_run_reading_history(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    question: Message,
+    *,
+    limit_per_minute: int,
+    history_limit: int,
+    run_id: uuid.UUID | None = None,
+) -> tuple[uuid.UUID, list[HistoryLine]]:
+    """`start_run` for a question this transaction stored, after a statement that locked
+    the user's row (`messages.add_exchange`), and the history the model reads (the
+    newest `history_limit` live messages up to the question): on PostgreSQL in one
+    statement (db/turn_start.py)."""
+    now = utcnow()
+    since = now - run_queries.WINDOW
+    started = await turn_start.start_run_with_history(
+        session,
+        user_id=user_id,
+        conversation_id=question.conversation_id,
+        question_id=question.id,
+        up_to_seq=question.seq,
+        since=since,
+        limit=limit_per_minute,
+        history_limit=history_limit,
+        run_id=run_id,
+    )
+    if started is None:
+        raise await _refused(session, user_id, since, now)
+    return started
+
+
+async def _refused(
+    session: AsyncSession, user_id: uuid.UUID, since: datetime, now: datetime
+) -> RateLimited:
+    """`RATE_LIMITED`, with when the window lets the next run in."""
     _, oldest = await run_queries.runs_since(session, user_id, since)
     retry_after = 1
     if oldest is not None:
         retry_after = max(1, math.ceil((oldest + run_queries.WINDOW - now).total_seconds()))
-    raise RateLimited(retry_after)
+    return RateLimited(retry_after)
 
 
 @dataclass(frozen=True, slots=True)
