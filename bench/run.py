@@ -1109,35 +1109,28 @@ def budgets(results: list[Figures]) -> list[tuple[str, str, bool | None]]:
     # The budgets in absolute units were set on the issue's machine, where FLOOR answered
     # S1 at 1,755 req/s for 0.37 ms of CPU a page; machines here have run from 0.65 to
     # 1.3 times that. The same budgets as multiples of FLOOR in this run:
-    scale = None if floor_s1 is None or not floor_s1.req_per_s else floor_s1.req_per_s / 1755
+    rate_scale = None if floor_s1 is None or not floor_s1.req_per_s else floor_s1.req_per_s / 1755
     cpu_scale = None if floor_s1 is None else floor_s1.server_cpu_us / 370
-    if s3 is not None and cpu_scale is not None and cpu_scale == cpu_scale:
-        add(
-            f"S3 ≤ 4 ms × FLOOR's CPU per page / 0.37 ms (here ≤ {4 * cpu_scale:.1f} ms)",
-            s3.server_cpu_us / 1000,
-            lambda v: v <= 4 * cpu_scale,
-            "{:.1f} ms",
-        )
-    else:
-        rows.append(("S3 ≤ 4 ms, scaled by FLOOR's CPU per page", "not measured", None))
-    if s3 is not None and scale is not None:
-        add(
-            f"S3 ≥ 250 turns/s × FLOOR's req/s / 1,755 (here ≥ {250 * scale:,.0f}/s)",
-            s3.req_per_s,
-            lambda v: v >= 250 * scale,
-            "{:,.0f}/s",
-        )
-    else:
-        rows.append(("S3 ≥ 250 turns/s, scaled by FLOOR's req/s", "not measured", None))
-    if s4 is not None and scale is not None:
-        add(
-            f"S4 ≥ 5,000 req/s × FLOOR's req/s / 1,755 (here ≥ {5000 * scale:,.0f}/s)",
-            s4.req_per_s,
-            lambda v: v >= 5000 * scale,
-            "{:,.0f}/s",
-        )
-    else:
-        rows.append(("S4 ≥ 5,000 req/s, scaled by FLOOR's req/s", "not measured", None))
+
+    def scaled(
+        name: str, value: float | None, bound: float, scale: float | None, unit: str
+    ) -> None:
+        """`name`'s budget `bound` times `scale`: at most for ms, at least for a rate."""
+        if value is None or scale is None or scale != scale:
+            rows.append((f"{name}, scaled by FLOOR", "not measured", None))
+            return
+        if unit == "ms":
+            here = f"here ≤ {bound * scale:.1f} ms"
+            add(f"{name} (× FLOOR's CPU per page / 0.37 ms: {here})", value,
+                lambda v: v <= bound * scale, "{:.1f} ms")  # fmt: skip
+        else:
+            here = f"here ≥ {bound * scale:,.0f}/s"
+            add(f"{name} (× FLOOR's req/s / 1,755: {here})", value,
+                lambda v: v >= bound * scale, "{:,.0f}/s")  # fmt: skip
+
+    scaled("S3 ≤ 4 ms", None if s3 is None else s3.server_cpu_us / 1000, 4, cpu_scale, "ms")
+    scaled("S3 ≥ 250 turns/s", None if s3 is None else s3.req_per_s, 250, rate_scale, "/s")
+    scaled("S4 ≥ 5,000 req/s", None if s4 is None else s4.req_per_s, 5000, rate_scale, "/s")
     s5 = find(results, "S5", "taskchat")
     add(
         "S5 delivery p99 ≤ 100 ms",
