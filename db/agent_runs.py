@@ -60,7 +60,7 @@ def start_run_under_limit_statement() -> Any:
     )
 
 
-START_RUN_UNDER_LIMIT = driver.Kept(start_run_under_limit_statement())
+_START_RUN_UNDER_LIMIT = driver.Kept(start_run_under_limit_statement())
 
 
 async def start_run_under_limit(
@@ -77,7 +77,7 @@ async def start_run_under_limit(
     `limit` runs or more since `since`: then `None`, and nothing is written."""
     run = new_run(user_id, conversation_id, user_message_id, run_id)
     inserted = await driver.rows(
-        session, START_RUN_UNDER_LIMIT, under_limit_values(run, since, limit)
+        session, _START_RUN_UNDER_LIMIT, under_limit_values(run, since, limit)
     )
     return run if inserted else None
 

@@ -56,18 +56,25 @@ async def start_run_with_history(
     """The run (RUNNING from now) and the newest `history_limit` live messages up to
     `up_to_seq`, oldest first; `None` when the user started `limit` runs or more since
     `since` (nothing is written then)."""
-    run = run_queries.new_run(user_id, conversation_id, question_id, run_id)
-    run_values = run_queries.under_limit_values(run, since, limit)
     if session.get_bind().dialect.name != "postgresql":
-        inserted = await driver.rows(session, run_queries.START_RUN_UNDER_LIMIT, run_values)
-        if not inserted:
+        started = await run_queries.start_run_under_limit(
+            session,
+            user_id=user_id,
+            conversation_id=conversation_id,
+            user_message_id=question_id,
+            since=since,
+            limit=limit,
+            run_id=run_id,
+        )
+        if started is None:
             return None
         lines = await message_queries.recent_history(
             session, conversation_id, history_limit, up_to_seq
         )
-        return run.id, lines
+        return started.id, lines
+    run = run_queries.new_run(user_id, conversation_id, question_id, run_id)
     values = {
-        **run_values,
+        **run_queries.under_limit_values(run, since, limit),
         **message_queries.history_values(conversation_id, history_limit, up_to_seq, "history_"),
     }
     rows = await driver.rows(session, _START_ON_POSTGRES, values)
